@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need on a fresh machine
+# (Debian packages via apt-get when missing, npm packages), type-checks, and
+# runs every suite. Extra arguments filter the test files (a regex on the path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suites start for real: command -> package.
+declare -A want=()
+missing=()
+for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}"); done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "WARN: not root; cannot install ${missing[*]} (suites that need them will say SKIP)"
+  fi
+fi
+
+# npm packages: install when node_modules is absent or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+echo "type-check (tsc --noEmit)"
+npx tsc --noEmit -p .
+node --import tsx test/run.ts "$@"
