@@ -216,8 +216,9 @@ function writeValue(w: Writer, v: unknown, depth: number): void {
   if (depth > MAX_ENCODE_DEPTH) throw new CborError('CBOR_LIMIT', `nesting deeper than ${MAX_ENCODE_DEPTH}`, w.pos);
   switch (typeof v) {
     case 'number':
-      if (Number.isInteger(v) && !Object.is(v, -0)) {
-        if (!Number.isSafeInteger(v)) throw new CborError('CBOR_UNSUPPORTED', `integer ${v} outside the safe range; use a bigint`, w.pos);
+      // Safe integers are CBOR integers; anything else (fractions, -0, huge
+      // magnitudes that are floats in JS anyway) takes the shortest float.
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
         if (v >= 0) w.head(0, v);
         else w.head(1, -1 - v);
       } else writeFloat(w, v);
@@ -492,7 +493,7 @@ class Reader {
   checkFloat(v: number, start: number): void {
     // This codec encodes integral numbers as integers, so an integral float is
     // not what it would have produced: not deterministic for this protocol.
-    if (this.canonical && Number.isInteger(v) && !Object.is(v, -0))
+    if (this.canonical && Number.isSafeInteger(v) && !Object.is(v, -0))
       this.fail('CBOR_NONCANONICAL', 'integral value encoded as a float', start);
   }
   text(at: number, n: number): string {
