@@ -507,14 +507,20 @@ export function verifyConsistency(
   proof: readonly Uint8Array[],
 ): void {
   const [m, n] = checkConsistencyShape(size1, size2);
+  if (m === n) {
+    // Same tree: nothing is hashed, the roots only have to be the same bytes.
+    // (transparency-dev's verifier does not length-check them here either; its
+    // vector sizes-are-equal-one-and-proof-is-empty uses 12-byte "roots".)
+    const path = checkProof(proof, 'proof');
+    if (path.length !== 0) throw fail('proof', `must be empty when size1 = size2 (${m}), got ${path.length} entries`);
+    if (!(root1 instanceof Uint8Array)) throw fail('root1', 'must be bytes');
+    if (!(root2 instanceof Uint8Array) || !equalBytes(root1, root2))
+      throw fail('root2', `trees of the same size ${m} have different roots ${short(root1)} and ${short(root2 as Uint8Array)}`);
+    return;
+  }
   const first = checkHash(root1, 'root1');
   const second = checkHash(root2, 'root2');
   const got = consistencyRoots(m, n, first, checkProof(proof, 'proof'));
-  if (m === n) {
-    if (!equalBytes(first, second))
-      throw fail('root2', `trees of the same size ${m} have different roots ${short(first)} and ${short(second)}`);
-    return;
-  }
   if (!equalBytes(got.root1, first))
     throw fail('root1', `the proof leads to ${short(got.root1)} for size ${m}, not to the old root ${short(first)}`);
   if (!equalBytes(got.root2, second))
