@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suites start for real: command -> package.
-declare -A want=()
+declare -A want=(
+  [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [socat]=socat
+  [mosquitto]=mosquitto [etcd]=etcd-server [etcdctl]=etcd-client
+)
 missing=()
 for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}"); done
 if ((${#missing[@]})); then
