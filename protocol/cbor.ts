@@ -23,6 +23,19 @@ export class Tag {
   ) {}
 }
 
+/**
+ * Marks a value to be encoded as JSON data (RFC 8949 §6.2): only null,
+ * booleans, finite numbers, text, arrays and plain objects with text keys.
+ * Records carry their EPCIS event this way; anything else is refused.
+ */
+export class Json {
+  /** `name` starts the path named in errors (e.g. "event" → "event.sensorElementList"). */
+  constructor(
+    readonly value: unknown,
+    readonly name = 'json',
+  ) {}
+}
+
 export type CborMap = Map<unknown, unknown>;
 
 // ---------------------------------------------------------------- encoding
@@ -36,18 +49,24 @@ class Writer {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /** Where the current item starts (earlier bytes belong to earlier results). */
+  start = 0;
   constructor(size: number) {
     this.buf = new Uint8Array(size);
     this.view = new DataView(this.buf.buffer);
   }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    // Grow into a buffer of its own, keeping only the item being written.
+    const used = this.pos - this.start;
+    let size = Math.max(4096, (this.buf.length - this.start) * 2);
+    while (size < used + n) size *= 2;
     const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    next.set(this.buf.subarray(this.start, this.pos));
     this.buf = next;
     this.view = new DataView(next.buffer);
+    this.pos = used;
+    this.start = 0;
   }
   head(major: number, arg: number): void {
     // RFC 8949 §4.2.1: the argument is always encoded in the shortest form.
@@ -89,22 +108,25 @@ function isWellFormedString(s: string): boolean {
 
 function writeText(w: Writer, s: string): void {
   const n = s.length;
-  let ascii = n < 64;
-  if (ascii) {
-    for (let i = 0; i < n; i++)
-      if (s.charCodeAt(i) > 0x7f) {
-        ascii = false;
-        break;
-      }
-  }
-  if (ascii) {
+  // Optimistic ASCII: one byte per char, written straight into the buffer;
+  // on the first non-ASCII char, rewind and take the UTF-8 encoder.
+  if (n < 0x10000) {
+    const start = w.pos;
     w.head(3, n);
     w.ensure(n);
     const b = w.buf;
     let p = w.pos;
-    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
-    w.pos = p;
-    return;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) break;
+      b[p++] = c;
+    }
+    if (i === n) {
+      w.pos = p;
+      return;
+    }
+    w.pos = start;
   }
   if (!isWellFormedString(s)) throw new CborError('CBOR_UNSUPPORTED', 'text string has a lone surrogate (not valid UTF-8)', w.pos);
   const utf8 = textEncoder.encode(s);
@@ -212,6 +234,108 @@ function writeEntries(w: Writer, entries: [unknown, unknown][], depth: number): 
   }
 }
 
+// ---- JSON mode: objects are sorted once per key set ("shape") and cached ----
+
+interface Shape {
+  /** Keys in RFC 8949 §4.2.1 order. */
+  keys: string[];
+  /** Their encodings, same order. */
+  enc: Uint8Array[];
+}
+// A trie over the key sequence: interned key strings hash once, so finding a
+// known shape allocates nothing (a joined-string key cost 15% of encoding).
+interface ShapeNode {
+  next: Map<string, ShapeNode>;
+  shape?: Shape;
+}
+const shapeRoot: ShapeNode = { next: new Map() };
+let shapeNodes = 0;
+
+function buildShape(keys: string[]): Shape {
+  const enc = keys.map((k) => encodedKey(k));
+  const order = keys.map((_, i) => i).sort((a, b) => compareBytes(enc[a], enc[b]));
+  for (let i = 1; i < order.length; i++)
+    if (compareBytes(enc[order[i]], enc[order[i - 1]]) === 0) throw new CborError('CBOR_UNSUPPORTED', 'duplicate map key', 0);
+  return { keys: order.map((i) => keys[i]), enc: order.map((i) => enc[i]) };
+}
+
+function shapeOf(keys: string[]): Shape {
+  let node = shapeRoot;
+  for (let i = 0; i < keys.length; i++) {
+    let c = node.next.get(keys[i]);
+    if (c === undefined) {
+      // Bounded: objects with ever-new keys are sorted every time instead.
+      if (shapeNodes >= 16_384) return buildShape(keys);
+      c = { next: new Map() };
+      node.next.set(keys[i], c);
+      shapeNodes++;
+    }
+    node = c;
+  }
+  return (node.shape ??= buildShape(keys));
+}
+
+class JsonPathError extends CborError {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super('CBOR_UNSUPPORTED', `${path}: ${reason}`, 0);
+  }
+}
+
+function notJson(path: string, why: string): never {
+  throw new JsonPathError(path, why);
+}
+
+function writeJson(w: Writer, v: unknown, depth: number, path: string): void {
+  if (depth > MAX_ENCODE_DEPTH) throw new CborError('CBOR_LIMIT', `nesting deeper than ${MAX_ENCODE_DEPTH}`, w.pos);
+  switch (typeof v) {
+    case 'string':
+      return writeText(w, v);
+    case 'number':
+      if (!Number.isFinite(v)) notJson(path, 'JSON has no NaN or Infinity');
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
+        if (v >= 0) w.head(0, v);
+        else w.head(1, -1 - v);
+      } else writeFloat(w, v);
+      return;
+    case 'boolean':
+      w.ensure(1);
+      w.buf[w.pos++] = v ? 0xf5 : 0xf4;
+      return;
+    case 'object': {
+      if (v === null) {
+        w.ensure(1);
+        w.buf[w.pos++] = 0xf6;
+        return;
+      }
+      if (Array.isArray(v)) {
+        w.head(4, v.length);
+        for (let i = 0; i < v.length; i++) writeJson(w, v[i], depth + 1, path);
+        return;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) notJson(path, `${(v as object).constructor?.name ?? 'object'} is not a JSON value`);
+      const o = v as Record<string, unknown>;
+      const sh = shapeOf(Object.keys(o));
+      w.head(5, sh.keys.length);
+      for (let i = 0; i < sh.keys.length; i++) {
+        w.bytes(sh.enc[i]);
+        const k = sh.keys[i];
+        const x = o[k];
+        // Paths are built for nested objects and for errors only: the hot path stays allocation-free.
+        if (typeof x === 'object' && x !== null) writeJson(w, x, depth + 1, `${path}.${k}`);
+        else if (typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))) writeJson(w, x, depth + 1, path);
+        else notJson(`${path}.${k}`, x === undefined ? 'undefined is not JSON' : typeof x === 'number' ? 'JSON has no NaN or Infinity' : `${typeof x} is not JSON`);
+      }
+      return;
+    }
+    default:
+      return notJson(path, `${typeof v} is not JSON`);
+  }
+}
+
 function writeValue(w: Writer, v: unknown, depth: number): void {
   if (depth > MAX_ENCODE_DEPTH) throw new CborError('CBOR_LIMIT', `nesting deeper than ${MAX_ENCODE_DEPTH}`, w.pos);
   switch (typeof v) {
@@ -254,6 +378,7 @@ function writeValue(w: Writer, v: unknown, depth: number): void {
         w.head(6, v.tag);
         return writeValue(w, v.value, depth + 1);
       }
+      if (v instanceof Json) return writeJson(w, v.value, depth + 1, v.name);
       if (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null) {
         const entries = Object.entries(v as Record<string, unknown>);
         for (const e of entries)
@@ -274,28 +399,53 @@ function writeBigHead(w: Writer, major: number, arg: bigint): void {
   w.pos += 8;
 }
 
-const sharedWriter = new Writer(4096);
+// Results are views into a shared 64 KiB pool (as Node's Buffer pool and
+// cbor-x do): a fresh ArrayBuffer per record cost ~18% of encoding. Results
+// never overlap; an item that outgrows the pool gets a buffer of its own.
+const POOL_SIZE = 64 * 1024;
+const sharedWriter = new Writer(POOL_SIZE);
 let encoding = false;
 
-/** Deterministic encoding (RFC 8949 §4.2.1) of a value. Returns fresh bytes. */
+/** Deterministic encoding (RFC 8949 §4.2.1) of a value. The result is a view of its own bytes (byteOffset may be > 0). */
 export function encode(value: unknown): Uint8Array {
-  // The shared writer avoids an allocation per call; a re-entrant call (a
-  // getter calling encode) gets its own.
-  const w = encoding ? new Writer(256) : sharedWriter;
-  const outer = !encoding;
-  encoding = true;
-  try {
-    w.pos = 0;
+  if (encoding) {
+    // Re-entrant call (a getter calling encode): a private writer.
+    const w = new Writer(256);
     writeValue(w, value, 0);
     return w.buf.slice(0, w.pos);
-  } finally {
-    if (outer) {
-      encoding = false;
-      if (sharedWriter.buf.length > 1 << 20) {
-        sharedWriter.buf = new Uint8Array(4096);
-        sharedWriter.view = new DataView(sharedWriter.buf.buffer);
+  }
+  encoding = true;
+  const w = sharedWriter;
+  const pool = w.buf;
+  const start = w.pos;
+  w.start = start;
+  try {
+    writeValue(w, value, 0);
+    const out = w.buf.subarray(w.start, w.pos);
+    if (w.buf !== pool) {
+      // Outgrew the pool: `out` owns its (private) buffer; start a fresh pool.
+      w.buf = new Uint8Array(POOL_SIZE);
+      w.view = new DataView(w.buf.buffer);
+      w.pos = 0;
+    } else {
+      w.pos = (w.pos + 7) & ~7;
+      if (w.pos > POOL_SIZE - 4096) {
+        w.buf = new Uint8Array(POOL_SIZE);
+        w.view = new DataView(w.buf.buffer);
+        w.pos = 0;
       }
     }
+    return out;
+  } catch (e) {
+    if (w.buf !== pool) {
+      w.buf = pool;
+      w.view = new DataView(pool.buffer);
+    }
+    w.pos = start;
+    throw e;
+  } finally {
+    w.start = 0;
+    encoding = false;
   }
 }
 
@@ -312,6 +462,13 @@ export interface DecodeOptions {
   maxBytes?: number;
   /** Maximum number of data items in total (default maxBytes). */
   maxItems?: number;
+  /**
+   * Integer keys of the top-level map whose values are JSON data: decoded
+   * straight into plain objects and arrays, refusing byte strings, tags,
+   * undefined, NaN/Infinity, non-text keys and "__proto__" (record.ts uses
+   * this for the EPCIS event, saving a second walk over it).
+   */
+  jsonKeys?: readonly number[];
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -319,15 +476,19 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 class Reader {
   pos = 0;
   items = 0;
-  readonly view: DataView;
+  private _view: DataView | undefined;
+  /** Floats only: most items need no DataView (one per decode cost a few %). */
+  get view(): DataView {
+    return (this._view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
+  }
   constructor(
     readonly buf: Uint8Array,
     readonly canonical: boolean,
     readonly tags: readonly number[],
     readonly maxDepth: number,
     readonly maxItems: number,
+    readonly jsonKeys: readonly number[] = [],
   ) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   fail(code: 'CBOR_MALFORMED' | 'CBOR_NONCANONICAL' | 'CBOR_LIMIT' | 'CBOR_UNSUPPORTED', msg: string, at = this.pos): never {
     throw new CborError(code, msg, at);
@@ -347,20 +508,20 @@ class Reader {
         return v;
       case 25:
         this.need(2);
-        v = this.view.getUint16(this.pos);
+        v = (this.buf[this.pos] << 8) | this.buf[this.pos + 1];
         this.pos += 2;
         if (this.canonical && v < 0x100) this.fail('CBOR_NONCANONICAL', 'integer argument not in its shortest form', start);
         return v;
       case 26:
         this.need(4);
-        v = this.view.getUint32(this.pos);
+        v = u32at(this.buf, this.pos);
         this.pos += 4;
         if (this.canonical && v < 0x10000) this.fail('CBOR_NONCANONICAL', 'integer argument not in its shortest form', start);
         return v;
       case 27: {
         this.need(8);
-        const hi = this.view.getUint32(this.pos);
-        const lo = this.view.getUint32(this.pos + 4);
+        const hi = u32at(this.buf, this.pos);
+        const lo = u32at(this.buf, this.pos + 4);
         this.pos += 8;
         if (this.canonical && hi === 0) this.fail('CBOR_NONCANONICAL', 'integer argument not in its shortest form', start);
         if (hi < 0x200000) return hi * 0x100000000 + lo;
@@ -436,7 +597,11 @@ class Reader {
           if (out.has(k)) this.fail('CBOR_MALFORMED', 'duplicate map key', ks);
           prevStart = ks;
           prevEnd = ke;
-          out.set(k, this.value(depth + 1));
+          if (depth === 0 && typeof k === 'number' && this.jsonKeys.includes(k)) {
+            this.jsonPath.length = 0;
+            this.jsonPath.push(k);
+            out.set(k, this.json(depth + 1));
+          } else out.set(k, this.value(depth + 1));
         }
         return out;
       }
@@ -450,6 +615,110 @@ class Reader {
         return this.simple(info, start);
     }
   }
+  /** A JSON-only data item (see DecodeOptions.jsonKeys); `path` names it in errors. */
+  /** Object keys repeat across records: intern short ones by their bytes (as cbor-x does). */
+  key(at: number, n: number): string {
+    const b = this.buf;
+    let h = n;
+    for (let i = at; i < at + n; i++) h = Math.imul(h ^ b[i], 0x01000193);
+    const slot = (h >>> 0) & (KEY_CACHE_SIZE - 1);
+    const e = keyCacheBytes[slot];
+    if (e !== undefined && e.length === n) {
+      let same = true;
+      for (let i = 0; i < n; i++)
+        if (e[i] !== b[at + i]) {
+          same = false;
+          break;
+        }
+      if (same) return keyCacheStrings[slot];
+    }
+    const s = this.text(at, n);
+    keyCacheBytes[slot] = b.slice(at, at + n);
+    keyCacheStrings[slot] = s;
+    return s;
+  }
+  /** Keys from the JSON root down to the item being read; joined only for error messages. */
+  readonly jsonPath: (string | number)[] = [];
+  jpath(): string {
+    return this.jsonPath.join('.');
+  }
+  json(depth: number): unknown {
+    if (++this.items > this.maxItems) this.fail('CBOR_LIMIT', `more than ${this.maxItems} data items`);
+    this.need(1);
+    const start = this.pos;
+    const ib = this.buf[this.pos++];
+    const major = ib >> 5;
+    const info = ib & 0x1f;
+    switch (major) {
+      case 0:
+        if (info < 24) return info;
+        this.pos = start;
+        this.items--;
+        return this.value(depth);
+      case 1:
+        if (info < 24) return -1 - info;
+        this.pos = start;
+        this.items--;
+        return this.value(depth);
+      case 3: {
+        const n = this.length(info, start);
+        const s = this.text(this.pos, n);
+        this.pos += n;
+        return s;
+      }
+      case 4: {
+        const n = this.length(info, start);
+        if (depth >= this.maxDepth) this.fail('CBOR_LIMIT', `nesting deeper than ${this.maxDepth}`, start);
+        const out = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = this.json(depth + 1);
+        return out;
+      }
+      case 5: {
+        const n = this.arg(info, start);
+        if (typeof n !== 'number' || n * 2 > this.buf.length - this.pos) this.fail('CBOR_MALFORMED', `map of ${n} entries runs past the end of the input`, start);
+        if (depth >= this.maxDepth) this.fail('CBOR_LIMIT', `nesting deeper than ${this.maxDepth}`, start);
+        const out: Record<string, unknown> = {};
+        let prevStart = -1;
+        let prevEnd = -1;
+        for (let i = 0; i < (n as number); i++) {
+          const ks = this.pos;
+          this.need(1);
+          const kb = this.buf[this.pos++];
+          if (kb >> 5 !== 3) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: JSON object keys must be text`, ks);
+          const kn = this.length(kb & 0x1f, ks);
+          const k = kn <= 32 ? this.key(this.pos, kn) : this.text(this.pos, kn);
+          this.pos += kn;
+          const ke = this.pos;
+          if (prevStart >= 0) {
+            const c = compareRange(this.buf, prevStart, prevEnd, ks, ke);
+            if (c === 0) this.fail('CBOR_MALFORMED', `${this.jpath()}: duplicate key ${JSON.stringify(k)}`, ks);
+            if (c > 0 && this.canonical) this.fail('CBOR_NONCANONICAL', `${this.jpath()}: map keys not in ascending order`, ks);
+          }
+          if (k === '__proto__') this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: key "__proto__" is not allowed`, ks);
+          if (!this.canonical && Object.prototype.hasOwnProperty.call(out, k)) this.fail('CBOR_MALFORMED', `${this.jpath()}: duplicate key ${JSON.stringify(k)}`, ks);
+          prevStart = ks;
+          prevEnd = ke;
+          this.jsonPath.push(k);
+          out[k] = this.json(depth + 1);
+          this.jsonPath.pop();
+        }
+        return out;
+      }
+      case 7: {
+        if (info === 20) return false;
+        if (info === 21) return true;
+        if (info === 22) return null;
+        if (info === 23) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: undefined is not JSON`, start);
+        this.pos = start;
+        this.items--;
+        const v = this.value(depth);
+        if (typeof v === 'number' && !Number.isFinite(v)) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: JSON has no NaN or Infinity`, start);
+        return v;
+      }
+      default:
+        return this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: ${major === 2 ? 'a byte string' : 'a tag'} is not JSON`, start);
+    }
+  }
   simple(info: number, start: number): unknown {
     switch (info) {
       case 20:
@@ -460,7 +729,7 @@ class Reader {
         return null;
       case 25: {
         this.need(2);
-        const bits = this.view.getUint16(this.pos);
+        const bits = (this.buf[this.pos] << 8) | this.buf[this.pos + 1];
         this.pos += 2;
         const v = fromHalf(bits);
         if (this.canonical && Number.isNaN(v) && bits !== 0x7e00) this.fail('CBOR_NONCANONICAL', 'NaN not in its canonical form f97e00', start);
@@ -497,10 +766,12 @@ class Reader {
       this.fail('CBOR_NONCANONICAL', 'integral value encoded as a float', start);
   }
   text(at: number, n: number): string {
-    if (n < 32) {
-      // Short ASCII fast path; anything else goes through the fatal decoder.
-      let s = '';
+    // Short ASCII strings are cheaper to build by hand; from about 8 bytes on,
+    // the fatal TextDecoder (which also validates UTF-8) is faster (measured
+    // on Node 20: ~18M decodes/s whatever the length, vs ~9M for 24 bytes by hand).
+    if (n < 8) {
       const b = this.buf;
+      let s = '';
       for (let i = at; i < at + n; i++) {
         const c = b[i];
         if (c > 0x7f) return this.textSlow(at, n);
@@ -518,6 +789,14 @@ class Reader {
     }
   }
 }
+
+function u32at(b: Uint8Array, p: number): number {
+  return b[p] * 0x1000000 + ((b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]);
+}
+
+const KEY_CACHE_SIZE = 1024;
+const keyCacheBytes: (Uint8Array | undefined)[] = new Array(KEY_CACHE_SIZE);
+const keyCacheStrings: string[] = new Array(KEY_CACHE_SIZE);
 
 function compareRange(b: Uint8Array, as: number, ae: number, bs: number, be: number): number {
   const n = Math.min(ae - as, be - bs);
@@ -544,7 +823,7 @@ export function decode(bytes: Uint8Array, opts: DecodeOptions = {}): unknown {
   const maxBytes = opts.maxBytes ?? 16 << 20;
   if (bytes.length > maxBytes) throw new CborError('CBOR_LIMIT', `input of ${bytes.length} bytes exceeds the limit of ${maxBytes}`, 0);
   if (bytes.length === 0) throw new CborError('CBOR_MALFORMED', 'empty input', 0);
-  const r = new Reader(bytes, opts.canonical ?? true, opts.tags ?? [], opts.maxDepth ?? 32, opts.maxItems ?? maxBytes);
+  const r = new Reader(bytes, opts.canonical ?? true, opts.tags ?? [], opts.maxDepth ?? 32, opts.maxItems ?? maxBytes, opts.jsonKeys);
   let v: unknown;
   try {
     v = r.value(0);

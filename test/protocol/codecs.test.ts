@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decode as xdecode } from 'cbor-x';
-import { decode, encode } from '../../protocol/cbor.js';
+import { decode, encode, Tag } from '../../protocol/cbor.js';
 import { IscmError, ValidationError } from '../../protocol/errors.js';
 import { concatBytes, toHex } from '../../protocol/bytes.js';
 import { decodeRecord, encodeRecord, recordHash, GENESIS_PREV } from '../../protocol/record.js';
@@ -57,6 +57,24 @@ test('record: hostile encodings are refused with typed errors', () => {
   const reordered = concatBytes(new Uint8Array([0xa6]), ...[...m.entries()].reverse().flatMap(([k, v]) => [encode(k), encode(v)]));
   assert.throws(() => decodeRecord(reordered), (e: unknown) => e instanceof IscmError && e.code === 'CBOR_NONCANONICAL');
   assert.ok(xdecode(reordered) instanceof Object, 'cbor-x itself reads it');
+});
+
+test('record: the event and source are JSON: bytes, tags, NaN, undefined, non-text keys and __proto__ are refused by name', () => {
+  const rec = (event: unknown) => encode(new Map<number, unknown>([[1, 'd'], [2, 1], [3, GENESIS_PREV], [4, 1], [5, event]]));
+  const cases: [unknown, RegExp][] = [
+    [new Map([['a', new Uint8Array(2)]]), /record\.event\.a/],
+    [new Map([['a', new Map([['b', NaN]])]]), /record\.event\.a\.b/],
+    [new Map<unknown, unknown>([['a', [1, new Map([[1, 2]])]]]), /record\.event\.a/],
+    [new Map([['__proto__', 1]]), /record\.event/],
+    [new Map([['a', new Tag(1, 0)]]), /record\.event\.a/],
+  ];
+  for (const [ev, field] of cases) assert.throws(() => decodeRecord(rec(ev)), isField(field), String(field));
+  assert.throws(() => decodeRecord(concatBytes(rec(new Map()).subarray(0, 45), new Uint8Array([0xa1, 0x61, 0x61, 0xf7]))), isTyped, 'undefined');
+  const src = encode(new Map<number, unknown>([[1, 'd'], [2, 1], [3, GENESIS_PREV], [4, 1], [5, new Map()], [6, new Map([['boot', new Uint8Array(1)]])]]));
+  assert.throws(() => decodeRecord(src), isField(/record\.source\.boot/));
+  assert.throws(() => encodeRecord({ deviceId: 'd', seq: 1, prev: GENESIS_PREV, time: 1, event: {}, source: { a: [1, undefined] } as never }), isField(/record\.source/));
+  assert.throws(() => encodeRecord({ deviceId: 'd', seq: 1, prev: GENESIS_PREV, time: 1, event: { a: new Date() } as never }), isField(/record\.event\.a/));
+  assert.equal(Object.getPrototypeOf(decodeRecord(rec(new Map([['a', 1]]))).event), Object.prototype);
 });
 
 const header = (over: Partial<BatchHeader> = {}): BatchHeader => ({
