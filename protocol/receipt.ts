@@ -112,6 +112,12 @@ export interface VerifyReceiptOptions {
   vds?: readonly number[];
   /** Require the signed tree size (ISCM_TREE_SIZE_LABEL) of ISCM receipts (default false: foreign receipts lack it). */
   requireSignedSize?: boolean;
+  /**
+   * 'ignore': verify signature and inclusion only, leaving any consistency
+   * proof unchecked (the caller judges the root itself, e.g. against a head it
+   * holds for another size). Default 'check'.
+   */
+  consistency?: 'check' | 'ignore';
 }
 
 export interface VerifiedReceipt {
@@ -232,6 +238,7 @@ export function verifyReceipt(bytes: Uint8Array, opts: VerifyReceiptOptions): Ve
   }
 
   const cons = vdp.get(PROOF.consistency);
+  if (opts.consistency === 'ignore') return out;
   if (cons !== undefined) {
     if (vds !== VDS.RFC9162_SHA256) throw fail('consistency proofs are defined here for vds 1 only', 'unprotected.396.-2');
     if (!Array.isArray(cons) || cons.length !== 1) throw fail('at most one consistency proof (396 / -2)', 'unprotected.396.-2');

@@ -1,0 +1,176 @@
+// The adaptive batcher (ARCHITECTURE §4.2): closes a batch at max_records,
+// max_bytes or max_delay and signs it. Only one signature is ever in flight
+// (each batch links to the previous batch's bytes), so while the signer is
+// busy new records pile up and the next batch is larger: throughput follows
+// the record rate, not the token's speed (a 10 signatures/s token still
+// carries thousands of events per second).
+//
+// Memory: a batch is built from 32-byte leaf hashes streamed from the journal;
+// record bytes are never held together.
+import { leafHash, rootFromLeafHashes } from '../../protocol/merkle.js';
+import { signBatch } from '../../protocol/batch-sign.js';
+import type { Signer } from '../../drivers/signer.js';
+import type { Journal } from '../journal/index.js';
+import type { Logger } from '../ops/log.js';
+import type { Registry } from '../ops/metrics.js';
+import { Backoff } from '../sync/backoff.js';
+import { MAX_BATCH_RECORDS } from '../../protocol/limits.js';
+
+export interface BatcherOptions {
+  journal: Journal;
+  signer: Signer;
+  deviceId: string;
+  maxRecords?: number;
+  maxBytes?: number;
+  maxDelayMs?: number;
+  log: Logger;
+  metrics: Registry;
+  /** Called after each signed batch is durable in the journal. */
+  onBatch?: (b: { batchSeq: number; firstSeq: number; count: number }) => void;
+  now?: () => number;
+}
+
+export class Batcher {
+  private pendingCount = 0;
+  private pendingBytes = 0;
+  private oldest = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly backoff = new Backoff({ minMs: 200, maxMs: 30_000 });
+  private readonly maxRecords: number;
+  private readonly maxBytes: number;
+  private readonly maxDelay: number;
+  private readonly now: () => number;
+  signing = false;
+  lastError: string | undefined;
+  private readonly m;
+
+  constructor(private readonly o: BatcherOptions) {
+    this.maxRecords = Math.min(o.maxRecords ?? 4096, MAX_BATCH_RECORDS);
+    this.maxBytes = o.maxBytes ?? 1 << 20;
+    this.maxDelay = o.maxDelayMs ?? 1000;
+    this.now = o.now ?? Date.now;
+    const r = o.metrics;
+    this.m = {
+      batches: r.counter('iscm_batches_signed_total', 'Batches signed and made durable'),
+      records: r.counter('iscm_records_batched_total', 'Records covered by signed batches'),
+      size: r.histogram('iscm_batch_records', 'Records per batch', [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]),
+      signLatency: r.histogram('iscm_sign_seconds', 'Time to sign one batch (signer latency)'),
+      signErrors: r.counter('iscm_sign_errors_total', 'Failed signing attempts (token removed, wrong PIN …)'),
+      pending: r.gauge('iscm_records_unbatched', 'Durable records waiting for a batch'),
+    };
+  }
+
+  async start(): Promise<void> {
+    const s = this.o.journal.stats();
+    this.pendingCount = Math.max(0, s.lastSeq - s.batchedThroughSeq);
+    this.pendingBytes = 0; // unknown after a restart: the count and the delay still close batches
+    this.oldest = this.pendingCount > 0 ? this.now() - this.maxDelay : 0;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** A record became durable (called by the pipeline after its append resolved). */
+  added(bytes: number): void {
+    if (this.pendingCount === 0) this.oldest = this.now();
+    this.pendingCount++;
+    this.pendingBytes += bytes;
+    this.m.pending.set(this.pendingCount);
+    if (this.pendingCount >= this.maxRecords || this.pendingBytes >= this.maxBytes) this.poke();
+    else if (!this.timer && !this.signing) {
+      this.timer = setTimeout(() => this.poke(), Math.max(0, this.oldest + this.maxDelay - this.now()));
+      this.timer.unref?.();
+    }
+  }
+
+  private poke(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wakeUp?.();
+  }
+
+  private due(): boolean {
+    if (this.pendingCount === 0) return false;
+    return this.pendingCount >= this.maxRecords || this.pendingBytes >= this.maxBytes || this.now() - this.oldest >= this.maxDelay;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      if (!this.due()) {
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+          if (this.pendingCount > 0 && !this.timer) {
+            this.timer = setTimeout(() => this.poke(), Math.max(0, this.oldest + this.maxDelay - this.now()));
+            this.timer.unref?.();
+          }
+        });
+        this.wakeUp = undefined;
+        continue;
+      }
+      try {
+        await this.batchOnce();
+        this.backoff.reset();
+        this.lastError = undefined;
+      } catch (e) {
+        this.m.signErrors.inc();
+        this.lastError = (e as Error).message;
+        const delay = this.backoff.next();
+        this.o.log.error('could not sign a batch; records stay in the journal, retrying', { error: e, retry_in_ms: delay });
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          t.unref?.();
+          this.wakeUp = () => {
+            if (!this.running) resolve();
+          };
+        });
+        this.wakeUp = undefined;
+      }
+    }
+  }
+
+  /** Builds, signs and appends one batch from the unbatched records. */
+  private async batchOnce(): Promise<void> {
+    const j = this.o.journal;
+    const head = j.head();
+    const hashes: Uint8Array[] = [];
+    let bytes = 0;
+    let firstSeq = 0;
+    for await (const r of j.unbatchedRecords()) {
+      if (hashes.length === 0) firstSeq = r.seq;
+      hashes.push(leafHash(r.bytes));
+      bytes += r.bytes.length;
+      if (hashes.length >= this.maxRecords || bytes >= this.maxBytes) break;
+    }
+    if (hashes.length === 0) {
+      this.pendingCount = 0;
+      return;
+    }
+    const header = { deviceId: this.o.deviceId, batchSeq: head.nextBatchSeq, firstSeq, count: hashes.length, root: rootFromLeafHashes(hashes), prev: head.prevBatch, time: this.now() };
+    this.signing = true;
+    const t0 = performance.now();
+    let sign1: Uint8Array;
+    try {
+      sign1 = await signBatch(this.o.signer, header);
+    } finally {
+      this.signing = false;
+    }
+    this.m.signLatency.observe((performance.now() - t0) / 1000);
+    const res = await j.appendBatch(sign1);
+    this.pendingCount = Math.max(0, this.pendingCount - res.count);
+    this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
+    if (this.pendingCount > 0) this.oldest = Math.min(this.oldest || this.now(), this.now());
+    this.m.pending.set(this.pendingCount);
+    this.m.batches.inc();
+    this.m.records.inc(undefined, res.count);
+    this.m.size.observe(res.count);
+    this.o.onBatch?.(res);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.poke();
+    await this.loop;
+  }
+}

@@ -1,0 +1,356 @@
+// Sync: streams signed batches from the journal to the ledger over MQTT and
+// turns verified receipts into commit marks (ARCHITECTURE §4.3, §4.4).
+//
+// - The journal is the queue (invariant 2, 6): at most `window` batches are in
+//   flight, read from the journal cursor; nothing else is held in memory, and
+//   mqtt.js's own store only ever holds those.
+// - Persistent session (clean start off, long session expiry) so receipts
+//   queue at the broker while the device is away; a stable client id.
+// - Reconnect is ours, with capped exponential backoff and jitter; every
+//   in-flight batch is re-sent after a reconnect or a timeout (the ledger is
+//   idempotent).
+// - Receipts: committed/duplicate → verified against the trust anchors and the
+//   trusted head (receipt-check.ts) before the commit mark; gap → resume from
+//   next_seq; rejected → alarm, keep the data, stop this stream until an
+//   operator acts; a fork → alarm, no commits on the ledger's word.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { encode } from '../../protocol/cbor.js';
+import { encodeBatchMessage } from '../../protocol/batch.js';
+import { decodeReceiptMsg, ReceiptStatus } from '../../protocol/receipt-msg.js';
+import { topics } from '../../protocol/topics.js';
+import type { TrustedKey } from '../../protocol/receipt.js';
+import type { Journal, StoredBatch } from '../journal/index.js';
+import type { Logger } from '../ops/log.js';
+import type { Registry } from '../ops/metrics.js';
+import { Backoff } from './backoff.js';
+import { checkReceipt, type TrustedHeadStore } from './receipt-check.js';
+
+export interface SyncOptions {
+  url: string;
+  prefix: string;
+  deviceId: string;
+  protocolVersion?: 5 | 4;
+  clientId?: string;
+  tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array; rejectUnauthorized?: boolean };
+  username?: string;
+  password?: Uint8Array;
+  /** Unreceipted batches in flight. */
+  window?: number;
+  /** Re-send a batch not receipted within this. */
+  resendTimeoutMs?: number;
+  backoff?: { minMs?: number; maxMs?: number };
+  /** Session expiry (MQTT 5), seconds: how long the broker keeps receipts for an absent device. */
+  sessionExpirySec?: number;
+  status?: { version: string; firmware?: Record<string, unknown> };
+  journal: Journal;
+  trusted: readonly TrustedKey[];
+  head: TrustedHeadStore;
+  log: Logger;
+  metrics: Registry;
+  /** Compact the journal after this many new commit marks. */
+  compactEvery?: number;
+}
+
+interface InFlight {
+  batch: StoredBatch;
+  sentAt: number;
+  bytes: number;
+}
+
+export type SyncState = 'stopped' | 'connecting' | 'online' | 'offline';
+
+export class Sync {
+  private client: MqttClient | undefined;
+  private readonly inflight = new Map<number, InFlight>();
+  /** Next batch_seq to read from the journal for the window. */
+  private cursor = 1;
+  private pumping = false;
+  private wake = false;
+  private stopped = true;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private resendTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: Backoff;
+  private commitsSinceCompact = 0;
+  private inconsistentInARow = 0;
+  /** Why this stream is halted (rejected batch or fork): operator action needed. */
+  halted: string | undefined;
+  state: SyncState = 'stopped';
+  lastReceiptAt = 0;
+  private readonly m;
+
+  constructor(private readonly o: SyncOptions) {
+    this.backoff = new Backoff(o.backoff);
+    const r = o.metrics;
+    this.m = {
+      published: r.counter('iscm_batches_published_total', 'Batch messages published (including re-sends)'),
+      resent: r.counter('iscm_batches_resent_total', 'Batch messages re-sent after a timeout, a reconnect, a stale receipt or a gap'),
+      bytes: r.counter('iscm_sync_bytes_published_total', 'Bytes of batch messages published'),
+      receipts: r.counter('iscm_receipts_total', 'Receipt messages received, by status and verdict'),
+      verified: r.counter('iscm_receipts_verified_total', 'Receipts verified and committed'),
+      rejected: r.counter('iscm_receipts_rejected_total', 'Receipt messages refused (malformed, forged, wrong device, unknown batch)'),
+      inflight: r.gauge('iscm_batches_in_flight', 'Batches published and not yet receipted'),
+      state: r.gauge('iscm_mqtt_connected', '1 while connected to the broker'),
+      reconnects: r.counter('iscm_mqtt_reconnects_total', 'Reconnect attempts'),
+      alarm: r.gauge('iscm_sync_alarm', '1 when the stream is halted (ledger rejected a batch, or the ledger forked): operator action needed'),
+      head: r.gauge('iscm_trusted_tree_size', 'Tree size of the ledger head the device verified'),
+    };
+  }
+
+  /** Connects and starts streaming. Errors of the link are reported, never thrown later. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const u = this.o.journal.stats();
+    this.cursor = Math.max(u.committedThroughBatch + 1, u.firstBatchSeq, 1);
+    this.m.head.set(this.o.head.current()?.size ?? 0);
+    this.connect();
+    this.resendTimer = setInterval(() => this.checkTimeouts(), Math.max(250, Math.floor((this.o.resendTimeoutMs ?? 30_000) / 4)));
+    this.resendTimer.unref();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.state = 'connecting';
+    const o = this.o;
+    const statusTopic = topics.status(o.prefix, o.deviceId);
+    const v5 = (o.protocolVersion ?? 5) === 5;
+    const opts: IClientOptions = {
+      clientId: o.clientId ?? `iscm-${o.deviceId}`,
+      protocolVersion: v5 ? 5 : 4,
+      clean: false,
+      reconnectPeriod: 0, // ours: capped exponential backoff with jitter
+      connectTimeout: 15_000,
+      keepalive: 30,
+      will: { topic: statusTopic, payload: Buffer.from(encode(new Map<number, unknown>([[1, 'offline'], [2, o.status?.version ?? '']]))), qos: 1, retain: true },
+      ...(v5 ? { properties: { sessionExpiryInterval: o.sessionExpirySec ?? 7 * 24 * 3600 } } : {}),
+      ...(o.tls ? { ca: o.tls.ca && Buffer.from(o.tls.ca), cert: o.tls.cert && Buffer.from(o.tls.cert), key: o.tls.key && Buffer.from(o.tls.key), rejectUnauthorized: o.tls.rejectUnauthorized ?? true } : {}),
+      ...(o.username ? { username: o.username } : {}),
+      ...(o.password ? { password: Buffer.from(o.password) } : {}),
+    };
+    const client = mqtt.connect(o.url, opts);
+    this.client = client;
+    client.on('connect', (ack) => {
+      this.state = 'online';
+      this.backoff.reset();
+      this.m.state.set(1);
+      o.log.info('mqtt connected', { url: o.url, session_present: ack.sessionPresent });
+      client.subscribe(topics.receipt(o.prefix, o.deviceId), { qos: 1 }, (err) => {
+        if (err) o.log.warn('receipt subscription failed', { error: err });
+      });
+      const online = new Map<number, unknown>([[1, 'online'], [2, o.status?.version ?? '']]);
+      if (o.status?.firmware) online.set(3, o.status.firmware);
+      client.publish(statusTopic, Buffer.from(encode(online)), { qos: 1, retain: true });
+      // Everything in flight is re-sent after a reconnect.
+      for (const f of this.inflight.values()) f.sentAt = 0;
+      this.kick();
+    });
+    client.on('message', (_t, payload) => {
+      void this.onReceipt(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
+    });
+    client.on('error', (err) => o.log.warn('mqtt error', { error: err, url: o.url }));
+    client.on('close', () => {
+      if (this.client !== client) return;
+      this.m.state.set(0);
+      if (this.stopped) return;
+      this.state = 'offline';
+      client.removeAllListeners();
+      client.end(true);
+      this.client = undefined;
+      const delay = this.backoff.next();
+      this.m.reconnects.inc();
+      o.log.info('mqtt disconnected; reconnecting', { in_ms: delay, attempt: this.backoff.attempts });
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** A new batch is in the journal (or the window has room): fill the window. */
+  kick(): void {
+    this.wake = true;
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.wake && !this.stopped) {
+        this.wake = false;
+        if (this.halted || !this.client || this.state !== 'online') break;
+        // Re-send what needs it, then fill the window from the journal cursor.
+        for (const f of [...this.inflight.values()].sort((a, b) => a.batch.batchSeq - b.batch.batchSeq)) if (f.sentAt === 0) await this.publish(f, true);
+        const window = this.o.window ?? 8;
+        if (this.inflight.size >= window) continue;
+        for await (const b of this.o.journal.unreceiptedBatches(this.cursor)) {
+          if (this.inflight.has(b.batchSeq)) continue;
+          const f: InFlight = { batch: b, sentAt: 0, bytes: 0 };
+          this.inflight.set(b.batchSeq, f);
+          this.cursor = b.batchSeq + 1;
+          await this.publish(f, false);
+          if (this.inflight.size >= window || this.stopped || !this.client) break;
+        }
+        this.m.inflight.set(this.inflight.size);
+      }
+    } catch (e) {
+      this.o.log.error('sync pump failed; retrying on the next event', { error: e });
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async publish(f: InFlight, resend: boolean): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    const records: Uint8Array[] = [];
+    for await (const r of this.o.journal.records(f.batch.firstSeq, f.batch.firstSeq + f.batch.count - 1)) records.push(r.bytes);
+    if (records.length !== f.batch.count) {
+      this.o.log.error('journal is missing records of an unreceipted batch', { batch_seq: f.batch.batchSeq, have: records.length, want: f.batch.count });
+      return;
+    }
+    const msg = encodeBatchMessage({ sign1: f.batch.sign1, records, knownSize: this.o.head.current()?.size ?? 0 });
+    f.sentAt = Date.now();
+    f.bytes = msg.length;
+    this.m.published.inc();
+    if (resend) this.m.resent.inc();
+    this.m.bytes.inc(undefined, msg.length);
+    client.publish(topics.batch(this.o.prefix, this.o.deviceId), Buffer.from(msg.buffer, msg.byteOffset, msg.length), { qos: 1 }, (err) => {
+      if (err) {
+        f.sentAt = 0; // re-send after reconnect
+        this.o.log.warn('batch publish failed', { batch_seq: f.batch.batchSeq, error: err });
+      }
+    });
+  }
+
+  private checkTimeouts(): void {
+    const timeout = this.o.resendTimeoutMs ?? 30_000;
+    const now = Date.now();
+    let any = false;
+    for (const f of this.inflight.values())
+      if (f.sentAt !== 0 && now - f.sentAt > timeout) {
+        f.sentAt = 0;
+        any = true;
+      }
+    if (any) this.kick();
+  }
+
+  private async onReceipt(payload: Uint8Array): Promise<void> {
+    const log = this.o.log;
+    let msg;
+    try {
+      msg = decodeReceiptMsg(payload);
+    } catch (e) {
+      this.m.rejected.inc({ reason: 'malformed' });
+      log.warn('malformed receipt message ignored', { error: e, bytes: payload.length });
+      return;
+    }
+    const status = msg.status;
+    const f = this.inflight.get(msg.batchSeq);
+    const batch = f?.batch ?? (await this.o.journal.getBatch(msg.batchSeq).catch(() => undefined));
+    if (status === ReceiptStatus.GAP) {
+      this.m.receipts.inc({ status: 'gap' });
+      const next = msg.nextSeq!;
+      const stats = this.o.journal.stats();
+      if (next <= stats.committedThroughBatch) {
+        log.warn('ledger asks for a batch this device already has a verified receipt for; ignoring', { next_seq: next });
+        return;
+      }
+      log.info('ledger reports a gap; resuming from its next batch', { next_seq: next, batch_seq: msg.batchSeq });
+      for (const [seq, x] of this.inflight) if (seq >= next) x.sentAt = 0;
+      if (next < this.cursor && !this.inflight.has(next)) this.cursor = next;
+      this.kick();
+      return;
+    }
+    if (status === ReceiptStatus.REJECTED) {
+      this.m.receipts.inc({ status: 'rejected' });
+      this.halt(`the ledger rejected batch ${msg.batchSeq}: ${msg.reason}`);
+      return;
+    }
+    if (!batch) {
+      this.m.rejected.inc({ reason: 'unknown_batch' });
+      log.warn('receipt for a batch this device does not hold (already committed, or not ours)', { batch_seq: msg.batchSeq });
+      return;
+    }
+    if (batch.committed) {
+      this.m.receipts.inc({ status: 'already_committed' });
+      this.inflight.delete(msg.batchSeq);
+      return;
+    }
+    const verdict = checkReceipt(msg.receipt!, batch.sign1, this.o.trusted, this.o.head.current());
+    this.m.receipts.inc({ status: status === 0 ? 'committed' : 'duplicate', verdict: verdict.kind });
+    switch (verdict.kind) {
+      case 'invalid':
+        this.m.rejected.inc({ reason: verdict.code });
+        log.warn('receipt refused: it does not verify (forged, another device\'s, or a key we do not trust); nothing committed', { batch_seq: msg.batchSeq, reason: verdict.reason });
+        return;
+      case 'stale':
+        log.info('receipt proved against another tree head; re-sending the batch for a fresh proof', { batch_seq: msg.batchSeq, reason: verdict.reason });
+        if (f) f.sentAt = 0;
+        this.kick();
+        return;
+      case 'inconsistent':
+        if (++this.inconsistentInARow >= 3) this.halt(`ledger inconsistency (possible fork), ${this.inconsistentInARow} receipts in a row: ${verdict.reason}`);
+        else {
+          log.warn('receipt consistency proof does not link to the trusted head; asking again', { batch_seq: msg.batchSeq, reason: verdict.reason });
+          if (f) f.sentAt = 0;
+          this.kick();
+        }
+        return;
+      case 'fork':
+        this.halt(`ledger fork: ${verdict.reason}`);
+        return;
+      case 'commit':
+        this.inconsistentInARow = 0;
+        try {
+          if (verdict.advanced) {
+            await this.o.head.save(verdict.head);
+            this.m.head.set(verdict.head.size);
+          }
+          await this.o.journal.markCommitted(msg.batchSeq, msg.receipt!);
+        } catch (e) {
+          log.error('could not record a verified receipt; it will be asked for again', { batch_seq: msg.batchSeq, error: e });
+          if (f) f.sentAt = 0;
+          return;
+        }
+        this.m.verified.inc();
+        this.lastReceiptAt = Date.now();
+        this.inflight.delete(msg.batchSeq);
+        this.m.inflight.set(this.inflight.size);
+        if (++this.commitsSinceCompact >= (this.o.compactEvery ?? 64)) {
+          this.commitsSinceCompact = 0;
+          this.o.journal.compact().catch((e) => log.warn('journal compaction failed', { error: e }));
+        }
+        this.kick();
+    }
+  }
+
+  private halt(why: string): void {
+    this.halted = why;
+    this.m.alarm.set(1);
+    this.o.log.error('sync halted: operator action needed; data is kept', { reason: why });
+  }
+
+  /** Operator action: resume a halted stream (after fixing the cause). */
+  resume(): void {
+    this.halted = undefined;
+    this.m.alarm.set(0);
+    for (const f of this.inflight.values()) f.sentAt = 0;
+    this.kick();
+  }
+
+  inFlight(): number {
+    return this.inflight.size;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.resendTimer);
+    const c = this.client;
+    this.client = undefined;
+    if (!c) return;
+    await new Promise<void>((resolve) => {
+      if (!c.connected) return c.end(true, {}, () => resolve());
+      c.publish(topics.status(this.o.prefix, this.o.deviceId), Buffer.from(encode(new Map<number, unknown>([[1, 'offline'], [2, this.o.status?.version ?? '']]))), { qos: 1, retain: true }, () => c.end(false, {}, () => resolve()));
+    });
+    this.m.state.set(0);
+  }
+}
+
