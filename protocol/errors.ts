@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'BUNDLE_INVALID' // an event proof bundle fails verification
   | 'SIGNER_ERROR' // a signer could not sign
   | 'KEYFILE_ERROR' // a key file cannot be read, decrypted or written
+  | 'LINK_ERROR' // the MCU link: bad frames, handshake, dead link
+  | 'SERIAL_ERROR' // the serial port: missing, busy, denied, I/O
+  | 'NMEA_INVALID' // an NMEA sentence that cannot be used
   | 'USAGE'; // bad CLI arguments or config
 
 export class IscmError extends Error {

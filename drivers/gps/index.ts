@@ -1,0 +1,2 @@
+export * from './nmea.js';
+export * from './driver.js';
