@@ -9,9 +9,16 @@ cd "$(dirname "$0")/.."
 declare -A want=(
   [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [socat]=socat
   [mosquitto]=mosquitto [etcd]=etcd-server [etcdctl]=etcd-client
+  [openssl]=openssl [swtpm]=swtpm
+)
+# Libraries (no command to look for): package -> a file it installs.
+declare -A libs=(
+  [libtpm2-pkcs11-1]=/usr/lib/$(uname -m)-linux-gnu/pkcs11/libtpm2_pkcs11.so
+  [libtss2-tcti-swtpm0]=/usr/lib/$(uname -m)-linux-gnu/libtss2-tcti-swtpm.so.0
 )
 missing=()
 for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}"); done
+for pkg in "${!libs[@]}"; do [ -e "${libs[$pkg]}" ] || missing+=("$pkg"); done
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then
