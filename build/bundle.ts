@@ -12,6 +12,7 @@ export const NATIVE_EXTERNALS = ['pkcs11js', 'serialport', '@serialport/*', 'bet
 
 const entries: Record<string, string> = {
   'iscm-edge': 'runtime/cli/iscm-edge.ts',
+  'iscm-ledger': 'ledger/cli/iscm-ledger.ts',
 };
 
 mkdirSync(`${root}dist`, { recursive: true });
@@ -29,7 +30,8 @@ for (const [name, entry] of Object.entries(entries)) {
     sourcemap: false,
     legalComments: 'none',
     external: NATIVE_EXTERNALS,
-    define: { __ISCM_VERSION__: JSON.stringify(pkg.version) },
+    // The build date is the floor of a trusted clock (runtime/events/clock.ts).
+    define: { __ISCM_VERSION__: JSON.stringify(pkg.version), __ISCM_BUILD_DATE__: JSON.stringify(new Date().toISOString().slice(0, 10)) },
     // CommonJS dependencies (tweetnacl) call require() for Node built-ins.
     banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
     logLevel: 'warning',

@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'LINK_ERROR' // the MCU link: bad frames, handshake, dead link
   | 'SERIAL_ERROR' // the serial port: missing, busy, denied, I/O
   | 'NMEA_INVALID' // an NMEA sentence that cannot be used
+  | 'CONFIG_INVALID' // a config file or override is wrong
+  | 'CLOCK_UNTRUSTED' // no trusted time yet: readings are held
   | 'USAGE'; // bad CLI arguments or config
 
 export class IscmError extends Error {

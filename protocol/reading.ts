@@ -39,7 +39,8 @@ export interface Reading<K extends ReadingKind = ReadingKind> {
   values: ReadingValues[K];
 }
 
-const SENSOR_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A sensor id on the MCU (also a config key). */
+export const SENSOR_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const u32 = (v: unknown, f: string): number => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ValidationError(f, `expected an integer 0..4294967295, got ${JSON.stringify(v)}`);
   return v;

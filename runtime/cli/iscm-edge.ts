@@ -9,6 +9,11 @@ type Loader = () => Promise<Command>;
 
 const commands: Record<string, { summary: string; load: Loader }> = {
   verify: { summary: 'verify event proof bundles (.iscm) offline, end to end', load: async () => (await import('./commands/verify.js')).command },
+  keys: { summary: 'create, list and show signing keys (PKCS#11 token or key file); write a CSR', load: async () => (await import('./commands/keys.js')).command },
+  'sim-firmware': { summary: 'simulate sensor firmware on a serial port (tests, demos)', load: async () => (await import('./commands/sim-firmware.js')).command },
+  firmware: { summary: 'talk to sensor firmware: `firmware listen` captures readings', load: async () => (await import('./commands/firmware.js')).command },
+  config: { summary: 'check a gateway config file', load: async () => (await import('./commands/config.js')).command },
+  events: { summary: 'preview the EPCIS events readings would produce', load: async () => (await import('./commands/events.js')).command },
 };
 
 function help(io: Io): void {
