@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'SERIAL_ERROR' // the serial port: missing, busy, denied, I/O
   | 'NMEA_INVALID' // an NMEA sentence that cannot be used
   | 'CONFIG_INVALID' // a config file or override is wrong
+  | 'JOURNAL_ERROR' // the journal refused or failed a write (quota, disk, chain, damage)
   | 'CLOCK_UNTRUSTED' // no trusted time yet: readings are held
   | 'USAGE'; // bad CLI arguments or config
 

@@ -5,7 +5,7 @@
 import type { BatchHeader } from '../../protocol/batch.js';
 import { equalBytes, toHex, ZERO32 } from '../../protocol/bytes.js';
 import { JournalError } from './errors.js';
-import type { RecordHead } from './record-head.js';
+import { scanRecordHead, type RecordHead, type RecordHeadAt } from './record-head.js';
 
 export interface ChainState {
   /** The seq the next record must have (1 for an empty stream). */
@@ -72,8 +72,30 @@ function chainError(field: string, message: string): JournalError {
 export function checkRecord(s: ChainState, h: RecordHead, deviceId: string): void {
   if (h.deviceId !== deviceId) throw chainError('record.device_id', `${JSON.stringify(h.deviceId)} does not belong in the journal of device ${JSON.stringify(deviceId)}`);
   if (h.seq !== s.nextSeq) throw chainError('record.seq', `expected ${s.nextSeq} (the next in this device's chain), got ${h.seq}`);
-  if (!equalBytes(h.prev, s.lastRecordHash))
+  if (!bytesAt(h.prev, 0, s.lastRecordHash, 32))
     throw chainError('record.prev', `record ${h.seq} links to ${toHex(h.prev).slice(0, 16)}…, but the hash of record ${h.seq - 1} is ${toHex(s.lastRecordHash).slice(0, 16)}…`);
+}
+
+function bytesAt(a: Uint8Array, aStart: number, b: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[aStart + i] !== b[i]) return false;
+  return true;
+}
+
+const scratch: RecordHeadAt = { devStart: 0, devLen: 0, seq: 0, prevStart: 0, time: 0 };
+
+/**
+ * The record rule on the append hot path, without allocating: device_id
+ * bytes, seq and `prev` compared in place, `prev` against the previous
+ * record's hash held as a latin1 string (see record-hash.ts). Returns the seq,
+ * or -1 when anything differs: the caller then runs checkRecord for the
+ * exact error. Throws a ValidationError if the bytes are not a record head.
+ */
+export function recordContinues(nextSeq: number, lastHash: string, b: Uint8Array, deviceIdBytes: Uint8Array): number {
+  scanRecordHead(b, scratch);
+  if (scratch.seq !== nextSeq || scratch.devLen !== deviceIdBytes.length || !bytesAt(b, scratch.devStart, deviceIdBytes, deviceIdBytes.length)) return -1;
+  const p = scratch.prevStart;
+  for (let i = 0; i < 32; i++) if (b[p + i] !== lastHash.charCodeAt(i)) return -1;
+  return scratch.seq;
 }
 
 export function applyRecord(s: ChainState, seq: number, hash: Uint8Array): void {
@@ -156,7 +178,7 @@ export function stateFromCbor(v: unknown, where: string): ChainState {
   const h = (k: number) => {
     const x = v.get(k);
     if (!(x instanceof Uint8Array) || x.length !== 32) throw bad(`field ${k} is not a 32-byte hash`);
-    return x;
+    return new Uint8Array(x); // a copy: never pin the decoded file's buffer
   };
   const above = v.get(8);
   if (!Array.isArray(above)) throw bad('field 8 is not an array');

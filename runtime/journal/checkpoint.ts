@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeContainer, encodeContainer } from './container.js';
 import { SegmentSummary } from './segment-summary.js';
-import { writeFileAtomic } from './fs-util.js';
+import { writeFileAtomic } from '../../drivers/fs/atomic.js';
 import { indexName } from './segment-header.js';
 
 export const CHECKPOINT_NAME = 'checkpoint';
@@ -33,7 +33,7 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
 }
 
 export async function writeCheckpoint(dir: string, c: Checkpoint): Promise<void> {
-  await writeFileAtomic(dir, CHECKPOINT_NAME, encodeCheckpoint(c));
+  await writeFileAtomic(join(dir, CHECKPOINT_NAME), encodeCheckpoint(c));
 }
 
 /** The checkpoint, or undefined when absent or unusable (the reason is returned for the report). */
@@ -57,7 +57,7 @@ export async function readCheckpoint(dir: string, segmentPath: (id: number) => s
 }
 
 export async function writeIndex(dir: string, s: SegmentSummary): Promise<void> {
-  await writeFileAtomic(dir, indexName(s.id), encodeContainer(INDEX_MAGIC, new Map<number, unknown>([[1, s.toCbor()]])));
+  await writeFileAtomic(join(dir, indexName(s.id)), encodeContainer(INDEX_MAGIC, new Map<number, unknown>([[1, s.toCbor()]])));
 }
 
 /** The sidecar summary of a sealed segment, if present and bound to this very file (same nonce). */

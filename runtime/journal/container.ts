@@ -62,5 +62,5 @@ export function getUint(m: Map<unknown, unknown>, k: number, where: string): num
 export function getBytes(m: Map<unknown, unknown>, k: number, where: string, len?: number): Uint8Array {
   const x = m.get(k);
   if (!(x instanceof Uint8Array) || (len !== undefined && x.length !== len)) throw new JournalError('CORRUPT', `${where}: field ${k} is not a byte string${len ? ` of ${len} bytes` : ''}`, { path: where });
-  return x;
+  return new Uint8Array(x);
 }

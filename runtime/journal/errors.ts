@@ -20,20 +20,18 @@ export type JournalErrorKind =
   | 'IO' // any other I/O failure; after a failed fsync the journal stops (see docs/JOURNAL.md)
   | 'NOT_FOUND'; // a batch named by a commit mark does not exist
 
-// No journal-specific ErrorCode exists in protocol/errors.ts yet (the lead owns
-// that union); storage kinds map to INVALID_FIELD until one is added. One place
-// to change.
+// Storage kinds are JOURNAL_ERROR; misuse (closed, locked, bad options) is USAGE.
 const CODE: { [K in JournalErrorKind]: ErrorCode } = {
-  QUOTA: 'INVALID_FIELD',
-  DISK_FULL: 'INVALID_FIELD',
-  READ_ONLY: 'INVALID_FIELD',
-  CORRUPT: 'INVALID_FIELD',
-  CHAIN: 'INVALID_FIELD',
+  QUOTA: 'JOURNAL_ERROR',
+  DISK_FULL: 'JOURNAL_ERROR',
+  READ_ONLY: 'JOURNAL_ERROR',
+  CORRUPT: 'JOURNAL_ERROR',
+  CHAIN: 'JOURNAL_ERROR',
   CLOSED: 'USAGE',
   LOCKED: 'USAGE',
   CONFIG: 'USAGE',
-  IO: 'INVALID_FIELD',
-  NOT_FOUND: 'INVALID_FIELD',
+  IO: 'JOURNAL_ERROR',
+  NOT_FOUND: 'JOURNAL_ERROR',
 };
 
 export interface JournalErrorDetail {

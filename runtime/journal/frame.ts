@@ -41,17 +41,14 @@ export function maxPayloadOf(type: number): number {
   }
 }
 
-/** Writes one frame at `pos` of `dst`; `parts` are concatenated as the payload. Returns the frame length. */
-export function writeFrame(dst: Buffer, pos: number, type: EntryType, ...parts: Uint8Array[]): number {
-  let len = 0;
-  for (const p of parts) len += p.length;
+/** Writes one frame at `pos` of `dst`: payload, then `more` if given (a commit's head and receipt). Returns the frame length. */
+export function writeFrame(dst: Buffer, pos: number, type: EntryType, payload: Uint8Array, more?: Uint8Array): number {
+  const len = payload.length + (more ? more.length : 0);
   dst.writeUInt32LE(len, pos);
   dst[pos + 4] = type;
-  let o = pos + FRAME_HEAD;
-  for (const p of parts) {
-    dst.set(p, o);
-    o += p.length;
-  }
+  dst.set(payload, pos + FRAME_HEAD);
+  if (more) dst.set(more, pos + FRAME_HEAD + payload.length);
+  const o = pos + FRAME_HEAD + len;
   dst.writeUInt32LE(crc32c(dst, 0, pos, o), o);
   return o + 4 - pos;
 }

@@ -1,6 +1,5 @@
 // Small filesystem helpers with the durability steps spelled out.
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, type FileHandle } from 'node:fs/promises';
 import { fsError } from './errors.js';
 
 /** fsync of a directory: makes a create, rename or unlink in it durable. */
@@ -50,8 +49,17 @@ const ZEROS = Buffer.alloc(1 << 20);
  * so ENOSPC would surface later, at write-back or fsync time, when the page
  * cache state is no longer known. After zeroFill + fsync the blocks are ours.
  */
-export async function zeroFill(fh: FileHandle, from: number, to: number): Promise<void> {
-  for (let p = from; p < to; p += ZEROS.length) await writeAll(fh, [ZEROS.subarray(0, Math.min(ZEROS.length, to - p))], p);
+export async function zeroFill(fh: FileHandle, from: number, to: number, syncEvery = 0): Promise<void> {
+  let unsynced = 0;
+  for (let p = from; p < to; p += ZEROS.length) {
+    const n = Math.min(ZEROS.length, to - p);
+    await writeAll(fh, [ZEROS.subarray(0, n)], p);
+    unsynced += n;
+    if (syncEvery && unsynced >= syncEvery) {
+      await fh.datasync();
+      unsynced = 0;
+    }
+  }
 }
 
 export function isZero(b: Uint8Array, from = 0, to = b.length): boolean {
@@ -72,28 +80,4 @@ export async function readAt(fh: FileHandle, buf: Buffer, len: number, pos: numb
     got += bytesRead;
   }
   return buf.subarray(0, got);
-}
-
-/**
- * Replaces `dir/name` atomically: write `name.tmp`, fsync it, rename over
- * `name`, fsync the directory. A crash leaves the old file or the new one,
- * never a mix (and never a renamed file whose data did not reach the disk).
- */
-export async function writeFileAtomic(dir: string, name: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`);
-  const dst = join(dir, name);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, 'w');
-    await writeAll(fh, [bytes], 0);
-    await fh.datasync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, dst);
-  } catch (e) {
-    await fh?.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw fsError(e, 'write', dst);
-  }
-  await fsyncDir(dir);
 }

@@ -22,12 +22,18 @@ export interface RecordHead {
   time: number;
 }
 
-/** Reads a canonical CBOR unsigned integer (major type 0) at `pos`; returns [value, next]. */
-function uintAt(b: Uint8Array, pos: number, field: string): [number, number] {
+/** Where uintAt leaves the position after the integer (no tuple per call: the append hot path). */
+let uintEnd = 0;
+
+/** Reads a canonical CBOR unsigned integer (major type 0) at `pos`; the position after it goes to uintEnd. */
+function uintAt(b: Uint8Array, pos: number, field: string): number {
   const ib = b[pos];
   if (ib === undefined || ib >> 5 !== 0) throw new ValidationError(field, 'expected an unsigned integer');
   const ai = ib & 0x1f;
-  if (ai < 24) return [ai, pos + 1];
+  if (ai < 24) {
+    uintEnd = pos + 1;
+    return ai;
+  }
   let n: number;
   let next: number;
   if (ai === 24) {
@@ -51,10 +57,21 @@ function uintAt(b: Uint8Array, pos: number, field: string): [number, number] {
     if (n <= 0xffffffff) throw new ValidationError(field, 'integer not in its shortest form');
   } else throw new ValidationError(field, 'expected an unsigned integer');
   if (next > b.length || Number.isNaN(n)) throw new ValidationError(field, 'truncated');
-  return [n, next];
+  uintEnd = next;
+  return n;
 }
 
-export function readRecordHead(b: Uint8Array): RecordHead {
+/** Positions of the head fields inside the record bytes (no allocation: the append hot path). */
+export interface RecordHeadAt {
+  devStart: number;
+  devLen: number;
+  seq: number;
+  prevStart: number;
+  time: number;
+}
+
+/** Parses the head of `b` into `at`; throws a ValidationError naming the field. The device_id is not yet checked against the pattern. */
+export function scanRecordHead(b: Uint8Array, at: RecordHeadAt): void {
   if (!(b instanceof Uint8Array)) throw new ValidationError('record', 'expected a byte string');
   if (b.length > MAX_RECORD_BYTES) throw new ValidationError('record', `${b.length} bytes exceeds the limit of ${MAX_RECORD_BYTES}`);
   if (b.length < 44) throw new ValidationError('record', `${b.length} bytes is too short for a record`);
@@ -66,20 +83,30 @@ export function readRecordHead(b: Uint8Array): RecordHead {
   if (ib >= 0x61 && ib <= 0x77) {
     len = ib - 0x60;
     pos += 1;
-  } else if (ib === 0x78 && b[pos + 1] >= 24) {
+  } else if (ib === 0x78 && b[pos + 1] >= 24 && b[pos + 1] <= 64) {
     len = b[pos + 1];
     pos += 2;
   } else throw new ValidationError('record.device_id', 'expected a text string of 1..64 bytes');
-  const deviceId = Buffer.from(b.buffer, b.byteOffset + pos, len).toString('latin1');
-  if (!DEVICE_ID_RE.test(deviceId)) throw new ValidationError('record.device_id', `${JSON.stringify(deviceId)} does not match [a-z0-9][a-z0-9_-]{0,63}`);
+  at.devStart = pos;
+  at.devLen = len;
   pos += len;
   if (b[pos] !== 0x02) throw new ValidationError('record.2', 'seq (key 2) must follow device_id');
-  const [seq, p1] = uintAt(b, pos + 1, 'record.seq');
+  const seq = uintAt(b, pos + 1, 'record.seq');
+  const p1 = uintEnd;
   if (seq < 1) throw new ValidationError('record.seq', 'must be ≥ 1');
   if (b[p1] !== 0x03 || b[p1 + 1] !== 0x58 || b[p1 + 2] !== 0x20) throw new ValidationError('record.prev', 'expected key 3 with a 32-byte string');
-  const prev = b.subarray(p1 + 3, p1 + 35);
-  if (prev.length !== 32) throw new ValidationError('record.prev', 'truncated');
+  if (p1 + 35 > b.length) throw new ValidationError('record.prev', 'truncated');
   if (b[p1 + 35] !== 0x04) throw new ValidationError('record.4', 'time (key 4) must follow prev');
-  const [time] = uintAt(b, p1 + 36, 'record.time');
-  return { deviceId, seq, prev, time };
+  const time = uintAt(b, p1 + 36, 'record.time');
+  at.seq = seq;
+  at.prevStart = p1 + 3;
+  at.time = time;
+}
+
+export function readRecordHead(b: Uint8Array): RecordHead {
+  const at: RecordHeadAt = { devStart: 0, devLen: 0, seq: 0, prevStart: 0, time: 0 };
+  scanRecordHead(b, at);
+  const deviceId = Buffer.from(b.buffer, b.byteOffset + at.devStart, at.devLen).toString('latin1');
+  if (!DEVICE_ID_RE.test(deviceId)) throw new ValidationError('record.device_id', `${JSON.stringify(deviceId)} does not match [a-z0-9][a-z0-9_-]{0,63}`);
+  return { deviceId, seq: at.seq, prev: b.subarray(at.prevStart, at.prevStart + 32), time: at.time };
 }

@@ -38,8 +38,8 @@ export class SparseIndex {
     this.n++;
   }
 
-  /** Offset of the last sample with key ≤ `key`, or -1. */
-  floor(key: number): number {
+  /** Index of the last sample with key ≤ `key`, or -1. */
+  floorIndex(key: number): number {
     let lo = 0;
     let hi = this.n - 1;
     let best = -1;
@@ -50,7 +50,7 @@ export class SparseIndex {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return best < 0 ? -1 : this.offs[best];
+    return best;
   }
 
   clone(): SparseIndex {

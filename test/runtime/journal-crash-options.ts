@@ -1,0 +1,10 @@
+// The journal the crash child writes and the crash suite checks.
+export const crashJournalOptions = {
+  deviceId: 'reefer-07',
+  maxBytes: 64 << 20,
+  // Small segments: rollovers, sidecars, spares and compaction happen every cycle.
+  segmentBytes: 256 << 10,
+  // A short group bound keeps torn tails short and checkpoints frequent.
+  maxGroupBytes: 96 << 10,
+  checkpointEveryBytes: 128 << 10,
+} as const;
