@@ -68,3 +68,15 @@ export class FaultInjector {
     return c;
   }
 }
+
+/** Seeded PRNG (mulberry32): reproducible fault injection and simulated readings (--seed). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

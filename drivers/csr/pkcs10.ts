@@ -30,6 +30,7 @@
 import { isIP } from 'node:net';
 import type { Signer } from '../signer.js';
 import { IscmError } from '../../protocol/errors.js';
+import { concatBytes } from '../../protocol/bytes.js';
 import { ALG, algName } from '../../protocol/cose/algorithms.js';
 import { coseKeyToKeyObject, KTY } from '../../protocol/cose/key.js';
 import {
@@ -329,7 +330,7 @@ export async function createCsr(signer: Signer, opts: CsrOptions): Promise<Csr> 
     throw new IscmError('SIGNER_ERROR', 'only Ed25519 EdDSA keys can sign a CSR here');
   const exts = extensions(opts);
   const attributes = exts.length ? [sequence(oid(OID.extensionRequest), setOf(sequence(...exts)))] : [];
-  const info = sequence(integer(0), encodeName(dn), subjectPublicKeyInfo(signer), tlv(0xa0, attributes.length ? concatAll(attributes) : new Uint8Array(0)));
+  const info = sequence(integer(0), encodeName(dn), subjectPublicKeyInfo(signer), tlv(0xa0, attributes.length ? concatBytes(...attributes) : new Uint8Array(0)));
   const raw = await signer.sign(info);
   const sig = signer.alg === ALG.ES256 || signer.alg === ALG.ES256K ? ecdsaRawToDer(raw) : raw;
   const der = sequence(info, sigAlg, bitString(sig));
@@ -337,13 +338,3 @@ export async function createCsr(signer: Signer, opts: CsrOptions): Promise<Csr> 
   return { der, pem: `-----BEGIN CERTIFICATE REQUEST-----\n${b64}\n-----END CERTIFICATE REQUEST-----\n`, subject: formatName(dn) };
 }
 
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

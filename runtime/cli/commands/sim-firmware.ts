@@ -37,16 +37,6 @@ function num(v: string | undefined, name: string, def: number, min: number, max:
   return n;
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const command: Command = {
   name: 'sim-firmware',
@@ -96,11 +86,10 @@ export const command: Command = {
     if (values['link-versions']) {
       versions = values['link-versions'].split(',').map((x) => num(x, 'link-versions', 1, 1, 255, true));
     }
-    const random = seed === undefined ? Math.random : mulberry(seed);
-
     const { SerialTransport } = await import('../../../drivers/serial/transport.js');
     const { FirmwareSimulator } = await import('../../../firmware-bridge/simulator.js');
-    const { FaultInjector } = await import('../../../firmware-bridge/faults.js');
+    const { FaultInjector, seededRandom } = await import('../../../firmware-bridge/faults.js');
+    const random = seed === undefined ? Math.random : seededRandom(seed);
 
     let logFd: number | undefined;
     if (values.log) logFd = openSync(values.log, 'a');
