@@ -15,6 +15,27 @@ export function opsPerSec(fn: (i: number) => unknown, ms = 1000, batch = 100): n
   return (n * 1000) / (t - t0);
 }
 
+/**
+ * Like opsPerSec, and also per CPU-second of this process (user + system):
+ * the rate one core gives, which stays meaningful when other work shares the
+ * machine (wall-clock rates on a loaded 2-core box swing 2-3x).
+ */
+export function opsPerSecAndCpu(fn: (i: number) => unknown, ms = 1000, batch = 100): { per_s: number; per_cpu_s: number } {
+  const warmEnd = performance.now() + Math.min(200, ms / 4);
+  let i = 0;
+  while (performance.now() < warmEnd) for (let j = 0; j < batch; j++) fn(i++);
+  let n = 0;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < ms) {
+    for (let j = 0; j < batch; j++) fn(n++);
+    t = performance.now();
+  }
+  const c = process.cpuUsage(c0);
+  return { per_s: (n * 1000) / (t - t0), per_cpu_s: n / ((c.user + c.system) / 1e6) };
+}
+
 /** The same for async functions, `concurrency` calls in flight. */
 export async function opsPerSecAsync(fn: (i: number) => Promise<unknown>, ms = 1000, concurrency = 1): Promise<number> {
   let n = 0;

@@ -8,7 +8,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { Encoder, decode as xdecode } from 'cbor-x';
-import { emit, opsPerSec, opsPerSecAsync, table } from './_util.js';
+import { emit, opsPerSec, opsPerSecAndCpu, opsPerSecAsync, table } from './_util.js';
 import { decodeRecord, encodeRecord } from '../protocol/record.js';
 import { decode, encode } from '../protocol/cbor.js';
 import { leafHash, merkleRoot, rootFromLeafHashes } from '../protocol/merkle.js';
@@ -89,11 +89,13 @@ for (const [alg, kp] of [[ALG.EdDSA, ed], [ALG.ES256, p], [ALG.ES256K, k1], [ALG
   const { records, bytes } = recordChain('bench-dev', 1000);
   const xenc = new Encoder({ useRecords: false, mapsAsObjects: false, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
   const asMaps = records.map((r) => new Map<number, unknown>([[1, r.deviceId], [2, r.seq], [3, r.prev], [4, r.time], [5, r.event], [6, r.source]]));
-  emit({ bench: 'protocol', name: 'record_encode', impl: 'iscm (validated, deterministic)', record_bytes: bytes[0].length, per_s: opsPerSec((i) => encodeRecord(records[i % 1000]), MS), goal: 200000 });
-  emit({ bench: 'protocol', name: 'record_decode', impl: 'iscm (strict, canonical check, typed)', record_bytes: bytes[0].length, per_s: opsPerSec((i) => decodeRecord(bytes[i % 1000]), MS), goal: 200000 });
-  emit({ bench: 'protocol', name: 'cbor_encode', impl: 'iscm cbor.encode (no record validation)', per_s: opsPerSec((i) => encode(asMaps[i % 1000]), MS) });
-  emit({ bench: 'protocol', name: 'cbor_decode', impl: 'iscm cbor.decode (no record validation)', per_s: opsPerSec((i) => decode(bytes[i % 1000]), MS) });
-  emit({ bench: 'protocol', name: 'cbor_encode', impl: 'cbor-x (not deterministic: no key sort, float64)', per_s: opsPerSec((i) => xenc.encode(asMaps[i % 1000]), MS) });
-  emit({ bench: 'protocol', name: 'cbor_decode', impl: 'cbor-x (no canonical check)', per_s: opsPerSec((i) => xdecode(bytes[i % 1000]), MS) });
+  const row = (name: string, impl: string, fn: (i: number) => unknown, goal?: number) =>
+    emit({ bench: 'protocol', name, impl, record_bytes: bytes[0].length, ...opsPerSecAndCpu(fn, MS), ...(goal ? { goal } : {}) });
+  row('record_encode', 'iscm (validated, deterministic)', (i) => encodeRecord(records[i % 1000]), 200000);
+  row('record_decode', 'iscm (strict, canonical check, typed)', (i) => decodeRecord(bytes[i % 1000]), 200000);
+  row('cbor_encode', 'iscm cbor.encode of the record map (no record checks)', (i) => encode(asMaps[i % 1000]));
+  row('cbor_decode', 'iscm cbor.decode to Maps (no JSON mode, no record checks)', (i) => decode(bytes[i % 1000]));
+  row('cbor_encode', 'cbor-x (not deterministic: no key sort, float64)', (i) => xenc.encode(asMaps[i % 1000]));
+  row('cbor_decode', 'cbor-x (no canonical check)', (i) => xdecode(bytes[i % 1000]));
 }
 table();
