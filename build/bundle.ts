@@ -8,7 +8,9 @@ import { gzipSync } from 'node:zlib';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
-export const NATIVE_EXTERNALS = ['pkcs11js', 'serialport', '@serialport/*', 'better-sqlite3'];
+// etcd3 reads its gRPC definitions from its own package folder at run time, so
+// the full node ships it beside the bundle rather than inside it.
+export const NATIVE_EXTERNALS = ['pkcs11js', 'serialport', '@serialport/*', 'better-sqlite3', 'etcd3'];
 
 const entries: Record<string, string> = {
   'iscm-edge': 'runtime/cli/iscm-edge.ts',

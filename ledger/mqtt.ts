@@ -1,0 +1,129 @@
+// The ledger's MQTT side (ARCHITECTURE §4.3, §5): an MQTT 5 shared
+// subscription `$share/{group}/{p}/dev/+/batch` spreads the devices' batches
+// over the live ledger processes; receipts go to `{p}/dev/{id}/receipt` at
+// QoS 1, the signed tree head to `{p}/ledger/head` retained.
+//
+// The session is clean (clean start, no expiry): a ledger process that dies
+// must not have batches queued for it at the broker — devices resend whatever
+// is not receipted, and the other processes take the resends. Flow control:
+// at most `concurrency` batches are processed at once; beyond that the next
+// message is not acknowledged (and the socket not read) until one finishes.
+import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
+import { encodeReceiptMsg, type ReceiptMsg } from '../protocol/receipt-msg.js';
+import { topics } from '../protocol/topics.js';
+import { errorText } from './errors.js';
+import type { Logger } from './logger.js';
+import type { LedgerMetrics } from './metrics.js';
+import type { Publisher } from './publisher.js';
+
+export interface LedgerMqttOptions {
+  url: string;
+  prefix: string;
+  group: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  /** Batches processed at once by this process (default 16: ingest mostly waits for etcd). */
+  concurrency?: number;
+  /** Subscribe to batches (false: publish only, e.g. a query-only node). */
+  ingest?: boolean;
+}
+
+export class LedgerMqtt implements Publisher {
+  client: MqttClient | null = null;
+  #inflight = 0;
+  #waiting: (() => void)[] = [];
+  #closing = false;
+  constructor(readonly o: LedgerMqttOptions, readonly logger: Logger, readonly metrics: LedgerMetrics) {}
+
+  /** Connects (resolves on the first connection; reconnects forever after). */
+  async start(onBatch: (topic: string, payload: Uint8Array) => Promise<unknown>): Promise<void> {
+    const opts: IClientOptions = {
+      protocolVersion: 5,
+      clientId: this.o.clientId,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      resubscribe: false,
+      username: this.o.username,
+      password: this.o.password,
+      ca: this.o.ca,
+      cert: this.o.cert,
+      key: this.o.key,
+      properties: { receiveMaximum: Math.max(16, (this.o.concurrency ?? 16) * 2) },
+    };
+    const client = mqtt.connect(this.o.url, opts);
+    this.client = client;
+    const concurrency = Math.max(1, this.o.concurrency ?? 16);
+    client.handleMessage = (packet, done) => {
+      const payload = packet.payload;
+      const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
+      this.#inflight++;
+      void onBatch(packet.topic, bytes)
+        .catch((e) => this.logger.warn('mqtt: batch handler failed', { error: errorText(e) }))
+        .finally(() => {
+          this.#inflight--;
+          this.#waiting.shift()?.();
+        });
+      if (this.#inflight < concurrency) done();
+      else this.#waiting.push(() => done());
+    };
+    client.on('connect', () => {
+      this.metrics.mqttConnected.set(1);
+      this.logger.info('mqtt: connected', { url: redactUrl(this.o.url), client_id: this.o.clientId });
+      if (this.o.ingest !== false) {
+        const t = topics.sharedBatches(this.o.prefix, this.o.group);
+        client.subscribe(t, { qos: 1 }, (err) => {
+          if (err) this.logger.error('mqtt: subscribe failed', { topic: t, error: errorText(err) });
+          else this.logger.info('mqtt: subscribed', { topic: t });
+        });
+      }
+    });
+    client.on('close', () => {
+      this.metrics.mqttConnected.set(0);
+      if (!this.#closing) this.logger.warn('mqtt: connection closed, reconnecting');
+    });
+    client.on('error', (e) => this.logger.warn('mqtt: error', { error: errorText(e) }));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`cannot connect to MQTT broker ${redactUrl(this.o.url)} within 30 s`)), 30_000);
+      client.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  receipt(deviceId: string, msg: ReceiptMsg): void {
+    this.client?.publish(topics.receipt(this.o.prefix, deviceId), Buffer.from(encodeReceiptMsg(msg)), { qos: 1 }, (err) => {
+      if (err && !this.#closing) this.logger.warn('mqtt: receipt not published', { device: deviceId, batch_seq: msg.batchSeq, error: errorText(err) });
+    });
+  }
+
+  head(sth: Uint8Array): void {
+    this.client?.publish(topics.head(this.o.prefix), Buffer.from(sth), { qos: 1, retain: true }, (err) => {
+      if (err && !this.#closing) this.logger.warn('mqtt: head not published', { error: errorText(err) });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const w of this.#waiting.splice(0)) w();
+    await this.client?.endAsync(false).catch(() => undefined);
+  }
+}
+
+/** The URL without user info (never log a password). */
+export function redactUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    x.username = '';
+    x.password = '';
+    return x.toString();
+  } catch {
+    return u.replace(/\/\/[^@/]*@/, '//');
+  }
+}
