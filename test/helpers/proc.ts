@@ -111,13 +111,13 @@ export function start(cmd: string, args: string[], opts: SpawnOptions & { name?:
 }
 
 /** Polls `check` until it returns truthy (or throws after timeoutMs). */
-export async function waitUntil<T>(check: () => T | Promise<T>, timeoutMs = 15_000, what = 'condition', everyMs = 50): Promise<T> {
+export async function waitUntil<T>(check: () => T | Promise<T>, timeoutMs = 15_000, what = 'condition', everyMs = 50): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (e) {
       last = e;
     }

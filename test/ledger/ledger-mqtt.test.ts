@@ -167,7 +167,11 @@ if (ok) {
 
   test('query API: head, block, proofs, receipts, device status, event bundle, metrics', async () => {
     const api = ledgers[1].apiUrl;
-    const head = await apiJson<{ size: number; height: number; root: string; sth: string }>(api, '/v1/head');
+    // Any ledger process serves queries; this one may see the last block a moment later.
+    const head = await waitUntil(async () => {
+      const h = await apiJson<{ size: number; height: number; root: string; sth: string }>(api, '/v1/head');
+      return h.size >= 27 ? h : undefined;
+    }, 30_000, 'the second ledger process to serve a head of at least 27 leaves');
     assert.ok(head.size >= 27);
     const th = verifyTreeHead(new Uint8Array(Buffer.from(head.sth, 'base64')), keys.trusted);
     assert.is(th.size, head.size);
@@ -188,7 +192,11 @@ if (ok) {
     const rr = await fetch(`${api}/v1/receipts/${d.deviceId}/1?known_size=${known.size}`);
     assert.is(rr.status, 200);
     verifyReceipt(new Uint8Array(await rr.arrayBuffer()), { leafEntry: d.batches.get(1)!.entry, trusted: keys.trusted, knownHead: known, requireSignedSize: true });
-    const st = await apiJson<{ head: { batch_seq: number; last_seq: number }; last_seen: number; keys: unknown[]; rejects: number }>(api, `/v1/devices/${d.deviceId}`);
+    type DeviceStatus = { head: { batch_seq: number; last_seq: number }; last_seen: number; keys: unknown[]; rejects: number };
+    const st = await waitUntil(async () => {
+      const x = await apiJson<DeviceStatus>(api, `/v1/devices/${d.deviceId}`);
+      return x.last_seen > 0 && x.head.batch_seq >= 6 ? x : undefined;
+    }, 30_000, 'device status with last_seen and its sixth batch');
     assert.is(st.head.batch_seq, 6);
     assert.is(st.head.last_seq, 6 * 32);
     assert.ok(st.last_seen > 0);
