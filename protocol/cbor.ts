@@ -598,8 +598,8 @@ class Reader {
           prevStart = ks;
           prevEnd = ke;
           if (depth === 0 && typeof k === 'number' && this.jsonKeys.includes(k)) {
-            this.jsonPath.length = 0;
-            this.jsonPath.push(k);
+            this.jsonRoot = depth + 1;
+            this.jsonPath[depth] = k;
             out.set(k, this.json(depth + 1));
           } else out.set(k, this.value(depth + 1));
         }
@@ -639,8 +639,15 @@ class Reader {
   }
   /** Keys from the JSON root down to the item being read; joined only for error messages. */
   readonly jsonPath: (string | number)[] = [];
-  jpath(): string {
-    return this.jsonPath.join('.');
+  private jsonRoot = 0;
+  /** The path of the item read at `depth` (keys and indexes are stored per depth: no push/pop per key). */
+  jpath(depth: number): string {
+    let out = '';
+    for (let d = this.jsonRoot - 1; d < depth; d++) {
+      const p = this.jsonPath[d];
+      out += d === this.jsonRoot - 1 ? String(p) : typeof p === 'number' ? `[${p}]` : `.${p}`;
+    }
+    return out;
   }
   json(depth: number): unknown {
     if (++this.items > this.maxItems) this.fail('CBOR_LIMIT', `more than ${this.maxItems} data items`);
@@ -670,7 +677,10 @@ class Reader {
         const n = this.length(info, start);
         if (depth >= this.maxDepth) this.fail('CBOR_LIMIT', `nesting deeper than ${this.maxDepth}`, start);
         const out = new Array(n);
-        for (let i = 0; i < n; i++) out[i] = this.json(depth + 1);
+        for (let i = 0; i < n; i++) {
+          this.jsonPath[depth] = i;
+          out[i] = this.json(depth + 1);
+        }
         return out;
       }
       case 5: {
@@ -684,23 +694,22 @@ class Reader {
           const ks = this.pos;
           this.need(1);
           const kb = this.buf[this.pos++];
-          if (kb >> 5 !== 3) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: JSON object keys must be text`, ks);
+          if (kb >> 5 !== 3) this.fail('CBOR_UNSUPPORTED', `${this.jpath(depth)}: JSON object keys must be text`, ks);
           const kn = this.length(kb & 0x1f, ks);
           const k = kn <= 32 ? this.key(this.pos, kn) : this.text(this.pos, kn);
           this.pos += kn;
           const ke = this.pos;
           if (prevStart >= 0) {
             const c = compareRange(this.buf, prevStart, prevEnd, ks, ke);
-            if (c === 0) this.fail('CBOR_MALFORMED', `${this.jpath()}: duplicate key ${JSON.stringify(k)}`, ks);
-            if (c > 0 && this.canonical) this.fail('CBOR_NONCANONICAL', `${this.jpath()}: map keys not in ascending order`, ks);
+            if (c === 0) this.fail('CBOR_MALFORMED', `${this.jpath(depth)}: duplicate key ${JSON.stringify(k)}`, ks);
+            if (c > 0 && this.canonical) this.fail('CBOR_NONCANONICAL', `${this.jpath(depth)}: map keys not in ascending order`, ks);
           }
-          if (k === '__proto__') this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: key "__proto__" is not allowed`, ks);
-          if (!this.canonical && Object.prototype.hasOwnProperty.call(out, k)) this.fail('CBOR_MALFORMED', `${this.jpath()}: duplicate key ${JSON.stringify(k)}`, ks);
+          if (k === '__proto__') this.fail('CBOR_UNSUPPORTED', `${this.jpath(depth)}: key "__proto__" is not allowed`, ks);
+          if (!this.canonical && Object.prototype.hasOwnProperty.call(out, k)) this.fail('CBOR_MALFORMED', `${this.jpath(depth)}: duplicate key ${JSON.stringify(k)}`, ks);
           prevStart = ks;
           prevEnd = ke;
-          this.jsonPath.push(k);
+          this.jsonPath[depth] = k;
           out[k] = this.json(depth + 1);
-          this.jsonPath.pop();
         }
         return out;
       }
@@ -708,15 +717,15 @@ class Reader {
         if (info === 20) return false;
         if (info === 21) return true;
         if (info === 22) return null;
-        if (info === 23) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: undefined is not JSON`, start);
+        if (info === 23) this.fail('CBOR_UNSUPPORTED', `${this.jpath(depth)}: undefined is not JSON`, start);
         this.pos = start;
         this.items--;
         const v = this.value(depth);
-        if (typeof v === 'number' && !Number.isFinite(v)) this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: JSON has no NaN or Infinity`, start);
+        if (typeof v === 'number' && !Number.isFinite(v)) this.fail('CBOR_UNSUPPORTED', `${this.jpath(depth)}: JSON has no NaN or Infinity`, start);
         return v;
       }
       default:
-        return this.fail('CBOR_UNSUPPORTED', `${this.jpath()}: ${major === 2 ? 'a byte string' : 'a tag'} is not JSON`, start);
+        return this.fail('CBOR_UNSUPPORTED', `${this.jpath(depth)}: ${major === 2 ? 'a byte string' : 'a tag'} is not JSON`, start);
     }
   }
   simple(info: number, start: number): unknown {

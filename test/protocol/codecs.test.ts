@@ -66,6 +66,7 @@ test('record: the event and source are JSON: bytes, tags, NaN, undefined, non-te
     [new Map([['a', new Map([['b', NaN]])]]), /record\.event\.a\.b/],
     [new Map<unknown, unknown>([['a', [1, new Map([[1, 2]])]]]), /record\.event\.a/],
     [new Map([['__proto__', 1]]), /record\.event/],
+    [new Map<unknown, unknown>([['a', [1, new Map([['b', new Uint8Array(1)]])]], ['c', 2]]), /^record\.event\.a\[1\]\.b$/],
     [new Map([['a', new Tag(1, 0)]]), /record\.event\.a/],
   ];
   for (const [ev, field] of cases) assert.throws(() => decodeRecord(rec(ev)), isField(field), String(field));
