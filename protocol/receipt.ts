@@ -74,6 +74,21 @@ function proofBstr(a: number, b: number, path: Uint8Array[]): Uint8Array {
   return encode([a, b, path]);
 }
 
+/**
+ * The protected header of every log signature: receipts and tree heads share
+ * it, so a head and a receipt for the same size and root have the same
+ * Sig_structure (the ledger signs once per block and reuses the signature).
+ */
+export function logProtectedHeader(signer: ReceiptSigner, treeSize: number, chainId: string, iat: number): Map<number, unknown> {
+  return new Map<number, unknown>([
+    [HEADER.alg, signer.alg],
+    [HEADER.kid, signer.kid],
+    [RECEIPT_LABEL.vds, VDS.RFC9162_SHA256],
+    [RECEIPT_LABEL.cwtClaims, new Map<number, unknown>([[CWT.iss, chainId], [CWT.iat, iat]])],
+    [ISCM_TREE_SIZE_LABEL, treeSize],
+  ]);
+}
+
 /** Signs a receipt (the ledger side). */
 export async function signReceipt(signer: ReceiptSigner, c: ReceiptContent): Promise<Uint8Array> {
   const vdp = new Map<number, unknown>([[PROOF.inclusion, [proofBstr(c.inclusion.treeSize, c.inclusion.leafIndex, c.inclusion.path)]]]);
@@ -82,13 +97,7 @@ export async function signReceipt(signer: ReceiptSigner, c: ReceiptContent): Pro
     vdp.set(PROOF.consistency, [proofBstr(c.consistency.size1, c.consistency.size2, c.consistency.path)]);
   }
   return signSign1(signer, {
-    protectedHeader: new Map<number, unknown>([
-      [HEADER.alg, signer.alg],
-      [HEADER.kid, signer.kid],
-      [RECEIPT_LABEL.vds, VDS.RFC9162_SHA256],
-      [RECEIPT_LABEL.cwtClaims, new Map<number, unknown>([[CWT.iss, c.chainId], [CWT.iat, c.iat]])],
-      [ISCM_TREE_SIZE_LABEL, c.inclusion.treeSize],
-    ]),
+    protectedHeader: logProtectedHeader(signer, c.inclusion.treeSize, c.chainId, c.iat),
     unprotected: new Map([[RECEIPT_LABEL.vdp, vdp]]),
     payload: c.root,
     detached: true,
@@ -334,13 +343,7 @@ export interface TreeHead {
 
 export async function signTreeHead(signer: ReceiptSigner, h: TreeHead): Promise<Uint8Array> {
   return signSign1(signer, {
-    protectedHeader: new Map<number, unknown>([
-      [HEADER.alg, signer.alg],
-      [HEADER.kid, signer.kid],
-      [RECEIPT_LABEL.vds, VDS.RFC9162_SHA256],
-      [RECEIPT_LABEL.cwtClaims, new Map<number, unknown>([[CWT.iss, h.chainId], [CWT.iat, h.iat]])],
-      [ISCM_TREE_SIZE_LABEL, h.size],
-    ]),
+    protectedHeader: logProtectedHeader(signer, h.size, h.chainId, h.iat),
     unprotected: new Map([[RECEIPT_LABEL.vdp, new Map([[PROOF.consistency, [proofBstr(h.size, h.size, [])]]])]]),
     payload: h.root,
   });
