@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { access, constants, realpath, stat } from 'node:fs/promises';
 import { SerialPort } from 'serialport';
 import { SerialError } from './errors.js';
+import { Backoff } from '../backoff.js';
 import { describeHolders, findHolders } from './holder.js';
 import { applyRs485, type Rs485Options } from './rs485.js';
 
@@ -93,7 +94,11 @@ export class SerialTransport extends EventEmitter {
   state: TransportState = 'idle';
   /** The device the path resolved to at the last open. */
   realPath: string | undefined;
-  attempts = 0;
+  /** Reconnect schedule (drivers/backoff.ts); created at the first failure from `reconnect` options. */
+  private retry: Backoff | undefined;
+  get attempts(): number {
+    return this.retry?.attempts ?? 0;
+  }
   readonly counters = { opens: 0, closes: 0, faults: 0, bytesIn: 0, bytesOut: 0, dropped: 0 };
   private readonly o: SerialTransportOptions;
   private port: PortBinding | undefined;
@@ -242,14 +247,8 @@ export class SerialTransport extends EventEmitter {
   private backoff(): void {
     if (this.state === 'stopped') return;
     const r = this.o.reconnect ?? {};
-    const initial = r.initialMs ?? 200;
-    const max = r.maxMs ?? 10_000;
-    const factor = r.factor ?? 2;
-    const jitter = r.jitter ?? 0.25;
-    const rnd = this.o.random ?? Math.random;
-    const base = Math.min(max, initial * factor ** Math.min(this.attempts, 30));
-    const delayMs = Math.round(Math.min(max, base * (1 - jitter + 2 * jitter * rnd())));
-    this.attempts++;
+    this.retry ??= new Backoff({ initialMs: r.initialMs ?? 200, maxMs: r.maxMs ?? 10_000, factor: r.factor, jitter: r.jitter, random: this.o.random });
+    const delayMs = this.retry.next();
     this.state = 'backoff';
     this.emit('reconnect', { attempt: this.attempts, delayMs });
     this.timer = setTimeout(() => {
@@ -325,7 +324,7 @@ export class SerialTransport extends EventEmitter {
     this.state = 'backoff';
     this.counters.closes++;
     this.dropQueue();
-    if (Date.now() - this.openedAt >= 5000) this.attempts = 0;
+    if (Date.now() - this.openedAt >= 5000) this.retry?.reset();
     this.fault(err);
     this.emit('close', { reason: err.message });
     if (p?.isOpen) await p.close().catch(() => {});

@@ -13,7 +13,7 @@ import type { Signer } from '../../drivers/signer.js';
 import type { Journal } from '../journal/index.js';
 import type { Logger } from '../ops/log.js';
 import type { Registry } from '../ops/metrics.js';
-import { Backoff } from '../sync/backoff.js';
+import { Backoff } from '../../drivers/backoff.js';
 import { MAX_BATCH_RECORDS } from '../../protocol/limits.js';
 
 export interface BatcherOptions {
@@ -38,7 +38,7 @@ export class Batcher {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly backoff = new Backoff({ minMs: 200, maxMs: 30_000 });
+  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 30_000 });
   private readonly maxRecords: number;
   private readonly maxBytes: number;
   private readonly maxDelay: number;

@@ -22,7 +22,7 @@ import type { TrustedKey } from '../../protocol/receipt.js';
 import type { Journal, StoredBatch } from '../journal/index.js';
 import type { Logger } from '../ops/log.js';
 import type { Registry } from '../ops/metrics.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../../drivers/backoff.js';
 import { checkReceipt, type TrustedHeadStore } from './receipt-check.js';
 
 export interface SyncOptions {
@@ -38,7 +38,7 @@ export interface SyncOptions {
   window?: number;
   /** Re-send a batch not receipted within this. */
   resendTimeoutMs?: number;
-  backoff?: { minMs?: number; maxMs?: number };
+  backoff?: { initialMs?: number; maxMs?: number };
   /** Session expiry (MQTT 5), seconds: how long the broker keeps receipts for an absent device. */
   sessionExpirySec?: number;
   status?: { version: string; firmware?: Record<string, unknown> };

@@ -69,7 +69,7 @@ if (have) {
     const metrics = new Metrics();
     const head = new TrustedHeadStore(join(dir, 'head.cbor'));
     await head.load();
-    const sync = new Sync({ url: broker.url, prefix: 'iscm/v1', deviceId, journal, trusted: keys.trusted, head, log, metrics, window: 4, resendTimeoutMs: 5000, backoff: { minMs: 100, maxMs: 1000 } });
+    const sync = new Sync({ url: broker.url, prefix: 'iscm/v1', deviceId, journal, trusted: keys.trusted, head, log, metrics, window: 4, resendTimeoutMs: 5000, backoff: { initialMs: 100, maxMs: 1000 } });
     const batcher = new Batcher({ journal, signer, deviceId, maxRecords: o.maxRecords ?? 64, maxDelayMs: 100, log, metrics, onBatch: () => sync.kick() });
     await batcher.start();
     await sync.start();
