@@ -111,6 +111,17 @@ async function openStoreOnly(cfg: LedgerConfig, io: Io) {
   return { store, registry, log, reader };
 }
 
+/** Sends an operator-signed claim to a ledger's API, or straight to the store when no API is given. */
+async function submitClaim(cfg: LedgerConfig, api: string | undefined, claim: Uint8Array, io: Io): Promise<void> {
+  if (api) return postClaim(api, claim);
+  const { store, registry } = await openStoreOnly(cfg, io);
+  try {
+    await registry.submit(claim);
+  } finally {
+    await store.close();
+  }
+}
+
 async function postClaim(api: string, claim: Uint8Array): Promise<void> {
   const r = await fetch(new URL('/v1/registry/claims', api), { method: 'POST', headers: { 'content-type': 'application/cose' }, body: Buffer.from(claim) as unknown as BodyInit });
   const t = await r.text();
@@ -226,15 +237,7 @@ directly in etcd (the config's store), or through a running node's API (--api).
       });
       verifyClaim(claim, cfg.registry.operatorKeys.flatMap((f) => loadPublicKeys(f)), cfg.chainId);
       if (values['claim-out']) writeFileSync(values['claim-out'], claim);
-      if (values.api) await postClaim(values.api, claim);
-      else {
-        const { store, registry } = await openStoreOnly(cfg, io);
-        try {
-          await registry.submit(claim);
-        } finally {
-          await store.close();
-        }
-      }
+      await submitClaim(cfg, values.api, claim, io);
       io.out(`enrolled ${deviceId}: key ${toHex(thumbprint(key))}`);
       return EXIT.OK;
     },
@@ -258,15 +261,7 @@ directly in etcd (the config's store), or through a running node's API (--api).
       const op = await openSoftwareSigner(need(values['operator-key'], '--operator-key'), { ...passphraseFlags(values, 'ISCM_OPERATOR_PASSPHRASE'), env: io.env });
       const { signRevocation } = await import('../registry.js');
       const claim = await signRevocation(op, { deviceId, kid, issuedAt: Date.now(), chainId: cfg.chainId, reason: values.reason });
-      if (values.api) await postClaim(values.api, claim);
-      else {
-        const { store, registry } = await openStoreOnly(cfg, io);
-        try {
-          await registry.submit(claim);
-        } finally {
-          await store.close();
-        }
-      }
+      await submitClaim(cfg, values.api, claim, io);
       io.out(`revoked ${deviceId}: key ${toHex(kid)}`);
       return EXIT.OK;
     },
