@@ -4,6 +4,7 @@
 // reuse under concurrency, and every typed error (the process stays up).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fail } from '../helpers/fail.js';
 import { execFileSync } from 'node:child_process';
 import { constants, verify as nodeVerify } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
@@ -27,10 +28,6 @@ import { haveCommand, tempDir } from '../helpers/proc.js';
 const SUITE = 'pkcs11 driver (SoftHSM2)';
 const te = new TextEncoder();
 
-function fail(message: string): never {
-  assert.unreachable(message);
-  throw new Error(message);
-}
 
 async function rejectsReason(p: Promise<unknown>, reason: string, re?: RegExp): Promise<Pkcs11DriverError> {
   try {

@@ -1,6 +1,7 @@
 // Software signer and its passphrase-encrypted key file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fail } from '../helpers/fail.js';
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +24,6 @@ import {
 } from '../../drivers/software/keyfile.js';
 import { openSoftwareSigner, softwareSignerFromKey } from '../../drivers/software/signer.js';
 
-/** Fails the current test (uvu's unreachable, typed as never). */
-function fail(message: string): never {
-  assert.unreachable(message);
-  throw new Error(message);
-}
 
 const PASS = 'correct horse battery staple';
 const WRONG = 'incorrect mule battery staple';

@@ -3,6 +3,7 @@
 // high-S, tampering, thumbprints.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fail } from '../helpers/fail.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, relative } from 'node:path';
@@ -44,11 +45,6 @@ import {
 } from '../../protocol/cose/key.js';
 import { decodeSign1, encodeSign1, sigStructure, signSign1, verifySign1, type CoseSigner } from '../../protocol/cose/sign1.js';
 
-/** Fails the current test (uvu's unreachable, typed as never). */
-function fail(message: string): never {
-  assert.unreachable(message);
-  throw new Error(message);
-}
 
 const te = new TextEncoder();
 const CONTENT = te.encode('This is the content.');
