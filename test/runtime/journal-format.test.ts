@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '../../protocol/cbor.js';
+import { crc32c } from '../../protocol/crc32c.js';
 import { toHex, ZERO32 } from '../../protocol/bytes.js';
 import { ValidationError } from '../../protocol/errors.js';
 import { decodeRecord, encodeRecord } from '../../protocol/record.js';
@@ -15,6 +16,33 @@ import { decodeSegmentHeader, encodeSegmentHeader, newNonce } from '../../runtim
 import { SparseIndex, INDEX_EVERY } from '../../runtime/journal/segment-summary.js';
 import { prng } from '../helpers/prng.js';
 import { DeviceStream } from './journal-fixtures.js';
+
+/** Bit-at-a-time CRC-32C: the definition, to check the table-driven one against. */
+function crc32cReference(b: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (const x of b) {
+    c ^= x;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+test('crc32c: the check value, and the definition at every alignment, length and chaining split, across buffers', () => {
+  assert.is(crc32c(Buffer.from('123456789')), 0xe3069283);
+  const rnd = prng(11);
+  // Several ArrayBuffers in turn (the word view is cached per buffer), pool slices and odd offsets.
+  const bufs = [new Uint8Array(4096), Buffer.allocUnsafe(3000), Buffer.from('pooled slice of the Buffer pool, not 4-aligned'), new Uint8Array(new ArrayBuffer(2051), 3)];
+  for (const b of bufs) for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
+  for (let n = 0; n < 3000; n++) {
+    const b = bufs[n % bufs.length];
+    const start = Math.floor(rnd() * b.length);
+    const end = start + Math.floor(rnd() * (b.length - start + 1));
+    const want = crc32cReference(b.subarray(start, end));
+    assert.is(crc32c(b, 0, start, end), want, `buffer ${n % bufs.length} [${start}, ${end})`);
+    const mid = start + Math.floor(rnd() * (end - start + 1));
+    assert.is(crc32c(b, crc32c(b, 0, start, mid), mid, end), want, 'chained');
+  }
+});
 
 test('record head: agrees with decodeRecord on real records, across integer widths and device ids', () => {
   const rnd = prng(7);
