@@ -112,7 +112,8 @@ const port: ObjectSpec = {
     parity: { default: 'none', spec: str('Parity.', { enum: ['none', 'even', 'odd'] }) },
     stop_bits: { default: 1, spec: { t: 'int', enum: [1, 2], doc: 'Stop bits.' } },
     rs485: { default: false, spec: { t: 'bool', doc: 'RS-485 half duplex (the driver toggles RTS around each send).' } },
-    sensors: { required: true, spec: { t: 'array', min: 1, unique: true, items: str('A sensor id from `sensors`.', { pattern: SENSOR_ID_RE, expect: 'a sensor id' }), doc: 'The MCU sensors that report on this port.' } },
+    protocol: { default: 'iscm-link', spec: str('What speaks on the port: iscm-link (sensor firmware, docs/LINK.md) or nmea (a GPS receiver sending NMEA 0183; list its one gps sensor).', { enum: ['iscm-link', 'nmea'] }) },
+    sensors: { required: true, spec: { t: 'array', min: 1, unique: true, items: str('A sensor id from `sensors`.', { pattern: SENSOR_ID_RE, expect: 'a sensor id' }), doc: 'The MCU sensors that report on this port (for nmea: the one gps sensor its fixes are reported as).' } },
   },
 };
 
@@ -325,6 +326,24 @@ const metrics: ObjectSpec = {
   },
 };
 
+const localInput: ObjectSpec = {
+  t: 'object',
+  doc: 'A local Unix socket where integrations send readings as JSON lines; each line is answered once the reading is durable.',
+  fields: {
+    socket: { required: true, ...path('Socket path, e.g. /run/iscm-edge/readings.sock (created at start, removed at stop).') },
+    mode: { default: '0660', spec: str('Permissions of the socket file (octal).', { pattern: /^0?[0-7]{3}$/, expect: 'an octal mode like 0660' }) },
+    max_clients: { default: 16, spec: { t: 'int', min: 1, max: 1024, doc: 'Connections served at once; more are refused with a message.' } },
+  },
+};
+
+const state: ObjectSpec = {
+  t: 'object',
+  doc: 'Small state files of the node: link duplicate tables, the trusted ledger head, the device public key.',
+  fields: {
+    dir: { default: '/var/lib/iscm-edge/state', ...path('State directory (keep it on the same persistent disk as the journal).') },
+  },
+};
+
 const logging: ObjectSpec = {
   t: 'object',
   doc: 'Logs (stderr; journald when run by systemd).',
@@ -354,6 +373,8 @@ export const GATEWAY_SPEC: ObjectSpec = {
     trust: { required: true, spec: trust },
     metrics: { spec: metrics },
     logging: { spec: logging },
+    local_input: { spec: localInput },
+    state: { spec: state },
   },
 };
 

@@ -27,6 +27,13 @@ export function semanticChecks(c: GatewayConfig, report: Report): void {
       else portOf.set(id, name);
     });
   }
+  for (const [name, p] of Object.entries(c.ports)) {
+    if (p.protocol !== 'nmea') continue;
+    // A GPS receiver has no sensor ids of its own: its fixes are reported as the one gps sensor listed.
+    if (p.sensors.length !== 1) report(`ports.${name}.sensors`, `an nmea port reports its fixes as exactly one gps sensor; it lists ${p.sensors.length}`);
+    else if (c.sensors[p.sensors[0]] && c.sensors[p.sensors[0]].kind !== 'gps') report(`ports.${name}.sensors[0]`, `sensor "${p.sensors[0]}" is ${c.sensors[p.sensors[0]].kind}; an nmea port can only report a gps sensor`);
+    if (p.rs485) report(`ports.${name}.rs485`, 'NMEA receivers talk plain UART; rs485 does not apply to an nmea port');
+  }
   for (const [id, s] of Object.entries(c.sensors)) {
     const at = `sensors.${id}`;
     if (Object.keys(c.ports).length > 0 && !portOf.has(id)) report(at, `is on no port (list it under ports.<name>.sensors), so its readings would be refused as unknown`, 'warning');

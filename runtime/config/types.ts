@@ -11,6 +11,7 @@ export interface PortConfig {
   parity: 'none' | 'even' | 'odd';
   stop_bits: 1 | 2;
   rs485: boolean;
+  protocol: 'iscm-link' | 'nmea';
   sensors: string[];
 }
 
@@ -117,6 +118,9 @@ export interface GatewayConfig {
   trust: { ledger_keys: string[] };
   metrics: { enabled: boolean; listen: string; allow_remote: boolean };
   logging: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'text' | 'json' };
+  /** Absent: no local input. */
+  local_input?: { socket: string; mode: string; max_clients: number };
+  state: { dir: string };
 }
 
 /** The part of the config the event builder reads. */

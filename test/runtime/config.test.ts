@@ -59,10 +59,12 @@ test('the fixture is valid and typed: defaults, durations in ms, sizes in bytes,
   assert.is(c.mqtt.protocol, 5);
   assert.is(c.mqtt.client_id, 'reefer-0042');
   assert.is(c.metrics.listen, '127.0.0.1:9464');
-  assert.equal(c.ports.mcu, { path: '/dev/ttyAMA0', baud: 115200, data_bits: 8, parity: 'none', stop_bits: 1, rs485: false, sensors: ['t-air', 'door'] });
+  assert.equal(c.ports.mcu, { path: '/dev/ttyAMA0', baud: 115200, data_bits: 8, parity: 'none', stop_bits: 1, rs485: false, protocol: 'iscm-link', sensors: ['t-air', 'door'] });
   assert.equal(c.sensors.door, { kind: 'door', raw: false, alarm_type: 'Dimensionless', error_codes: [] });
   assert.equal(c.rules, {});
   assert.is(c.source, '/etc/iscm-edge/gw.yaml');
+  assert.is(c.local_input, undefined, 'no local input socket unless configured');
+  assert.equal(c.state, { dir: '/var/lib/iscm-edge/state' });
 });
 
 test('YAML syntax: position, and no source excerpt (a line might hold a secret)', () => {
@@ -161,6 +163,19 @@ test('network exposure: metrics stay on loopback unless allowed', () => {
   one(edit('trust:', 'metrics: { listen: "0.0.0.0:9464" }\ntrust:'), /metrics\.listen: 0\.0\.0\.0:9464 is reachable from the network; .* set metrics\.allow_remote: true/);
   assert.equal(errors(edit('trust:', 'metrics: { listen: "0.0.0.0:9464", allow_remote: true }\ntrust:')), []);
   one(edit('  url: mqtt://127.0.0.1:1883', '  url: mqtt://127.0.0.1:1883\n  tls: { ca_file: ca.pem }'), /mqtt\.tls: TLS files are set but the url is mqtt:\/\/, which does not use TLS; use mqtts:\/\//);
+});
+
+test('inputs: an nmea port reports exactly one gps sensor; the local input socket and the state dir', () => {
+  const gps = (sensors: string, kind = 'gps') => edit('  mcu: { path: /dev/ttyAMA0, sensors: [t-air, door] }', `  mcu: { path: /dev/ttyAMA0, sensors: [t-air, door] }\n  rx: { path: /dev/ttyUSB1, baud: 9600, protocol: nmea, sensors: [${sensors}] }`).replace('  door: { kind: door }', `  door: { kind: door }\n  g1: { kind: ${kind} }\n  g2: { kind: gps }`);
+  assert.equal(errors(gps('g1')), []);
+  one(gps('g1, g2'), /ports\.rx\.sensors: an nmea port reports its fixes as exactly one gps sensor; it lists 2/);
+  one(gps('g1', 'shock'), /ports\.rx\.sensors\[0\]: sensor "g1" is shock; an nmea port can only report a gps sensor/);
+  one(edit('  mcu: { path: /dev/ttyAMA0, sensors: [t-air, door] }', '  mcu: { path: /dev/ttyAMA0, protocol: modbus, sensors: [t-air, door] }'), /ports\.mcu\.protocol: expected one of "iscm-link", "nmea", got "modbus"/);
+  const c = parseConfig(edit('trust:', 'local_input: { socket: /run/iscm-edge/readings.sock }\nstate: { dir: /data/iscm }\ntrust:'), '/etc/iscm-edge/gw.yaml');
+  assert.equal(c.local_input, { socket: '/run/iscm-edge/readings.sock', mode: '0660', max_clients: 16 });
+  assert.equal(c.state, { dir: '/data/iscm' });
+  one(edit('trust:', 'local_input: { mode: "0600" }\ntrust:'), /local_input\.socket: missing/);
+  one(edit('trust:', 'local_input: { socket: r.sock, mode: "rw-rw----" }\ntrust:'), /local_input\.mode: .*octal mode like 0660/);
 });
 
 test('every error at once, in file order; warnings do not fail', () => {
