@@ -17,13 +17,23 @@ import { SerialTransport, type SerialTransportOptions } from '../drivers/serial/
 import type { SerialError } from '../drivers/serial/errors.js';
 import { FileDedupeStore, type DedupeStore } from './dedupe.js';
 import type { LinkError } from './errors.js';
-import { GatewaySession, type GatewaySessionOptions, type HelloInfo } from './session.js';
+import { GatewaySession, type DeliverResult, type GatewaySessionOptions, type HelloInfo } from './session.js';
 import type { BadFrame } from './parser.js';
 import type { IscmError } from '../protocol/errors.js';
 
+/** What carries the link's bytes: a SerialTransport, or an in-process pipe (devnet, benchmarks). */
+export interface LinkTransport extends EventEmitter {
+  start(): void;
+  stop(): Promise<void>;
+  write(bytes: Uint8Array): boolean;
+  reopen(reason: string): void;
+}
+
 export interface GatewayLinkOptions {
-  serial: SerialTransportOptions;
-  deliver: (readings: Reading[]) => Promise<void>;
+  /** The serial port (or give `transport`). */
+  serial?: SerialTransportOptions;
+  transport?: LinkTransport;
+  deliver: (readings: Reading[]) => Promise<void | DeliverResult>;
   /** Where the dedupe table is persisted (atomic replace); in memory when absent. */
   statePath?: string;
   dedupe?: DedupeStore;
@@ -45,12 +55,13 @@ export type LinkEvent =
   | { event: 'bad_frame'; kind: string; bytes: number };
 
 export class GatewayLink extends EventEmitter {
-  readonly transport: SerialTransport;
+  readonly transport: LinkTransport;
   readonly session: GatewaySession;
 
   constructor(opts: GatewayLinkOptions) {
     super();
-    this.transport = new SerialTransport(opts.serial);
+    if (!opts.transport && !opts.serial) throw new TypeError('GatewayLink: give serial options or a transport');
+    this.transport = opts.transport ?? new SerialTransport(opts.serial!);
     const dedupe = opts.dedupe ?? (opts.statePath ? new FileDedupeStore(opts.statePath) : undefined);
     this.session = new GatewaySession({ ...opts.session, ...(dedupe ? { dedupe } : {}), send: (b) => void this.transport.write(b), deliver: opts.deliver });
     const ev = (e: LinkEvent) => this.emit('event', e);

@@ -23,8 +23,9 @@ export interface GatewaySessionOptions {
    * durable (journal fsync'd): only then is the MCU acknowledged. Reject to
    * refuse them (e.g. journal full): nothing is acked, the MCU keeps them and
    * resends later. Called again only after the previous call settled.
+   * Resolve with a DeliverResult to acknowledge less than everything (see there).
    */
-  deliver: (readings: Reading[]) => Promise<void>;
+  deliver: (readings: Reading[]) => Promise<void | DeliverResult>;
   /** Persisted duplicate table (default in memory only). */
   dedupe?: DedupeStore;
   /** Extra state saved atomically with the duplicate table. */
@@ -46,6 +47,21 @@ export interface GatewaySessionOptions {
   /** Accepted-but-undelivered readings kept at most (default 8192); beyond, frames are dropped and resent by the MCU. */
   maxPending?: number;
   now?: () => number;
+}
+
+/**
+ * What a consumer made of a delivery, when it is not simply "all durable".
+ * Per MCU boot id:
+ * - `ackThrough`: acknowledge only through this seq. The readings above it were
+ *   taken (they are not delivered again) but are not durable yet — e.g. held
+ *   in memory until the gateway has a trusted time. The MCU keeps them; call
+ *   `acknowledge()` once they are durable.
+ * - `refusedFrom`: readings from this seq on were not taken (e.g. the journal
+ *   is at its high-water mark): NACK BUSY, the MCU resends them later.
+ */
+export interface DeliverResult {
+  ackThrough?: Map<number, number>;
+  refusedFrom?: Map<number, number>;
 }
 
 export interface HelloInfo {
@@ -470,7 +486,7 @@ export class GatewaySession extends EventEmitter {
     this.inflight = batch;
     const readings: Reading[] = [];
     for (const it of batch) if (it.reading) readings.push(it.reading);
-    let p: Promise<void>;
+    let p: Promise<void | DeliverResult>;
     try {
       p = readings.length ? Promise.resolve(this.o.deliver(readings)) : Promise.resolve();
     } catch (e) {
@@ -478,24 +494,53 @@ export class GatewaySession extends EventEmitter {
     }
     this.inflightDone = p
       .then(
-        () => this.delivered(batch),
+        (res) => this.delivered(batch, res ? res : undefined),
         (e) => this.refused(batch, e),
       )
       .catch((e) => this.problem(new LinkError('STORE', `internal error after a delivery: ${errorMessage(e)}`)));
   }
 
-  private delivered(batch: Item[]): void {
+  private delivered(batch: Item[], res: DeliverResult | undefined): void {
     const last = new Map<number, number>();
     const now = this.o.now();
     for (const it of batch) last.set(it.boot, it.seq);
     for (const [b, s] of last) {
-      this.table.advance(b, s, now);
-      this.sendAck(b, s);
+      let ack = s;
+      const refused = res?.refusedFrom?.get(b);
+      if (refused !== undefined && refused <= s) {
+        // Not taken from `refused` on: roll the boot back there, and drop what
+        // queued behind it (the MCU resends all of it in order).
+        ack = Math.min(ack, refused - 1);
+        this.accepted.set(b, Math.min(this.accepted.get(b) ?? 0, refused - 1));
+        this.pending = this.pending.filter((it) => it.boot !== b || it.seq < refused);
+        this.counters.busy++;
+        this.nack(b, refused, NackReason.BUSY, 'gateway cannot take readings now', true);
+      }
+      const limit = res?.ackThrough?.get(b);
+      if (limit !== undefined) ack = Math.min(ack, limit);
+      if (ack > (this.table.get(b) ?? 0)) {
+        this.table.advance(b, ack, now);
+        this.sendAck(b, ack);
+      }
     }
     this.markDirty();
     this.inflight = null;
     this.emit('delivered', batch.length);
     this.flush();
+  }
+
+  /**
+   * Acknowledges a boot's readings through `seq` later than their delivery
+   * (they became durable after being held, see DeliverResult.ackThrough).
+   * Never beyond what was taken; never backwards.
+   */
+  acknowledge(bootId: number, seq: number): void {
+    const taken = this.accepted.get(bootId) ?? this.table.get(bootId) ?? 0;
+    const ack = Math.min(seq, taken);
+    if (ack <= (this.table.get(bootId) ?? 0)) return;
+    this.table.advance(bootId, ack, this.o.now());
+    this.sendAck(bootId, ack);
+    this.markDirty();
   }
 
   private refused(batch: Item[], e: unknown): void {

@@ -10,7 +10,7 @@ import type { Reading } from '../../protocol/reading.js';
 import { FileDedupeStore, MemoryDedupeStore, type DedupeStore } from '../../firmware-bridge/dedupe.js';
 import { LinkError } from '../../firmware-bridge/errors.js';
 import { FaultInjector } from '../../firmware-bridge/faults.js';
-import { GatewaySession, type GatewaySessionOptions } from '../../firmware-bridge/session.js';
+import { GatewaySession, type DeliverResult, type GatewaySessionOptions } from '../../firmware-bridge/session.js';
 import { FirmwareSimulator, type SimulatorOptions } from '../../firmware-bridge/simulator.js';
 import { encodeMessage } from '../../firmware-bridge/messages.js';
 import { cobsDecode } from '../../firmware-bridge/cobs.js';
@@ -35,7 +35,7 @@ interface Rig {
   stop(): Promise<void>;
 }
 
-async function rig(o: { sim?: Partial<SimulatorOptions>; gw?: Partial<GatewaySessionOptions>; store?: DedupeStore; deliver?: (r: Reading[]) => Promise<void> } = {}): Promise<Rig> {
+async function rig(o: { sim?: Partial<SimulatorOptions>; gw?: Partial<GatewaySessionOptions>; store?: DedupeStore; deliver?: (r: Reading[]) => Promise<void | DeliverResult> } = {}): Promise<Rig> {
   const delivered: Reading[] = [];
   const log: Record<string, unknown>[] = [];
   const wire = { up: true, toGw: (b: Uint8Array) => b, toSim: (b: Uint8Array) => b };
@@ -301,5 +301,43 @@ async function assert_rejects(p: Promise<unknown>, kind: string) {
   }
   assert.unreachable(`expected a ${kind} rejection`);
 }
+
+test('partial acknowledgement: ackThrough holds readings back until acknowledge(); refusedFrom makes the MCU resend from there', async () => {
+  // The consumer takes everything but acknowledges only below seq 10 of the
+  // first boot (as the light node does for readings held for a trusted time);
+  // later it makes 10.. durable and calls acknowledge().
+  const taken: Reading[] = [];
+  let holdFrom = 10;
+  let refuseOnce: number | undefined = 25;
+  const r = await rig({
+    sim: { maxReadings: 40, rateHz: 200 },
+    deliver: async (rs) => {
+      const boot = rs[0].bootId;
+      const refusedFrom = new Map<number, number>();
+      for (const x of rs) {
+        if (refuseOnce !== undefined && x.seq === refuseOnce) {
+          refusedFrom.set(boot, x.seq);
+          refuseOnce = undefined;
+          break;
+        }
+        taken.push(x);
+      }
+      return { ackThrough: new Map([[boot, holdFrom - 1]]), ...(refusedFrom.size ? { refusedFrom } : {}) };
+    },
+  });
+  await waitUntil(() => r.sim.counters.created === 40 && taken.length >= 39, 20_000, 'every reading taken once (seq 25 after its refusal)');
+  await new Promise((res) => setTimeout(res, 500));
+  assert.is(r.sim.counters.acked, 9, 'only 1..9 acknowledged while 10.. are held');
+  const keys = taken.map((x) => x.seq);
+  assert.equal(keys, Array.from({ length: 40 }, (_, i) => i + 1), 'in order, once each: 25 came again after its refusal, nothing else twice');
+  assert.ok(r.sim.counters.nacks >= 1, 'the refusal was a NACK');
+  holdFrom = 41;
+  r.gw.acknowledge(taken[0].bootId, 40);
+  await waitUntil(() => r.sim.idle, 10_000, 'the rest acknowledged after acknowledge()');
+  assert.is(r.sim.counters.acked, 40);
+  r.gw.acknowledge(taken[0].bootId, 1000); // never beyond what was taken
+  assert.is(r.gw.table.get(taken[0].bootId), 40);
+  await r.stop();
+});
 
 test.run();
