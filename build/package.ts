@@ -141,7 +141,7 @@ export async function buildPackage(o: PackageOptions): Promise<PackageResult> {
     mkdirSync(join(stage, 'bin'), { recursive: true });
     mkdirSync(join(stage, 'lib'), { recursive: true });
     mkdirSync(scratch, { recursive: true });
-    const bundles = await buildBundles();
+    const bundles = await buildBundles(join(work, 'bundles')); // not dist/: package builds may run side by side
     for (const b of bundles) copyFileSync(b.file, join(stage, 'lib', basename(b.file)));
     log(`bundles: ${bundles.map((b) => `${b.bundle} ${b.bytes} B`).join(', ')}`);
 
