@@ -20,6 +20,8 @@ export interface LedgerMqttOptions {
   url: string;
   prefix: string;
   group: string;
+  /** 5 (default): shared subscription. 4 (MQTT 3.1.1): plain subscription — one ledger process per broker. */
+  protocolVersion?: 5 | 4;
   clientId: string;
   username?: string;
   password?: string;
@@ -41,8 +43,9 @@ export class LedgerMqtt implements Publisher {
 
   /** Connects (resolves on the first connection; reconnects forever after). */
   async start(onBatch: (topic: string, payload: Uint8Array) => Promise<unknown>): Promise<void> {
+    const v5 = (this.o.protocolVersion ?? 5) === 5;
     const opts: IClientOptions = {
-      protocolVersion: 5,
+      protocolVersion: v5 ? 5 : 4,
       clientId: this.o.clientId,
       clean: true,
       reconnectPeriod: 1000,
@@ -54,7 +57,7 @@ export class LedgerMqtt implements Publisher {
       ca: this.o.ca,
       cert: this.o.cert,
       key: this.o.key,
-      properties: { receiveMaximum: Math.max(16, (this.o.concurrency ?? 16) * 2) },
+      ...(v5 ? { properties: { receiveMaximum: Math.max(16, (this.o.concurrency ?? 16) * 2) } } : {}),
     };
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
@@ -76,7 +79,7 @@ export class LedgerMqtt implements Publisher {
       this.metrics.mqttConnected.set(1);
       this.logger.info('mqtt: connected', { url: redactUrl(this.o.url), client_id: this.o.clientId });
       if (this.o.ingest !== false) {
-        const t = topics.sharedBatches(this.o.prefix, this.o.group);
+        const t = v5 ? topics.sharedBatches(this.o.prefix, this.o.group) : topics.allBatches(this.o.prefix);
         client.subscribe(t, { qos: 1 }, (err) => {
           if (err) this.logger.error('mqtt: subscribe failed', { topic: t, error: errorText(err) });
           else this.logger.info('mqtt: subscribed', { topic: t });

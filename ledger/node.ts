@@ -116,6 +116,7 @@ export class LedgerNode {
           url: cfg.mqtt.url,
           prefix: cfg.mqtt.prefix,
           group: cfg.mqtt.shareGroup,
+          protocolVersion: cfg.mqtt.protocol,
           clientId: cfg.mqtt.clientId,
           username: cfg.mqtt.username,
           password,

@@ -18,6 +18,8 @@ export const topics = {
   head: (p: string) => `${prefix(p)}/ledger/head`,
   /** MQTT 5 shared subscription spreading batches over the ledger processes (§5). */
   sharedBatches: (p: string, group = 'ledger') => `$share/${group}/${prefix(p)}/dev/+/batch`,
+  /** Every device's batches, without sharing (MQTT 3.1.1 brokers: one ledger process). */
+  allBatches: (p: string) => `${prefix(p)}/dev/+/batch`,
   /** The device id of a `{p}/dev/{id}/{kind}` topic, or undefined. */
   deviceOf(p: string, topic: string, kind: 'batch' | 'receipt' | 'status'): string | undefined {
     const head = `${prefix(p)}/dev/`;

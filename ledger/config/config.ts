@@ -45,6 +45,7 @@ export const LEDGER_SCHEMA: Schema = {
         url: str({ pattern: /^(mqtts?|wss?|tcp|ssl):\/\/[^\s]+$/, patternText: 'a broker URL like mqtt://127.0.0.1:1883' }),
         prefix: str({ pattern: /^[^#+\s/][^#+\s]*[^#+\s/]$|^[^#+\s/]$/, patternText: 'a topic prefix without wildcards or leading/trailing "/"' }),
         share_group: str({ pattern: /^[A-Za-z0-9_-]{1,64}$/, patternText: 'a share group name' }),
+        protocol: { type: 'string', enum: ['5', '3.1.1'] },
         client_id: str({ pattern: /^[\x21-\x7e]{1,128}$/, patternText: 'a client id' }),
         username: str(),
         password_env: envName,
@@ -144,6 +145,8 @@ export interface LedgerConfig {
     url: string;
     prefix: string;
     shareGroup: string;
+    /** 5 (default): a shared subscription spreads batches over the ledger processes. 3.1.1: a plain subscription, for brokers without MQTT 5 (one ledger process per broker). */
+    protocol: 5 | 4;
     clientId: string;
     username?: string;
     password?: SecretRef;
@@ -233,10 +236,12 @@ export function parseConfig(text: string, file: string, _env: NodeJS.ProcessEnv 
   if (v.mqtt) {
     const m = v.mqtt as Raw;
     if (m.username && !m.password_env && !m.password_file) at('mqtt.username', 'username needs password_env or password_file');
+    if (m.protocol === '3.1.1' && m.share_group !== undefined) at('mqtt.share_group', 'shared subscriptions need MQTT 5; with protocol "3.1.1" there is no share group (run one ledger process per broker)');
     mqtt = {
       url: m.url as string,
       prefix: (m.prefix as string | undefined) ?? 'iscm/v1',
       shareGroup: (m.share_group as string | undefined) ?? 'ledger',
+      protocol: m.protocol === '3.1.1' ? 4 : 5,
       clientId: (m.client_id as string | undefined) ?? `iscm-ledger-${nodeId}`,
       username: m.username as string | undefined,
       password: secret(m, 'password', 'mqtt', false),

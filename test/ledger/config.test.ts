@@ -58,6 +58,11 @@ test('defaults', () => {
   assert.is(c.api.listen, '127.0.0.1:8480');
   assert.equal(c.signer, { kind: 'software', keyFile: '/etc/iscm/node.key', passphrase: { env: 'ISCM_LEDGER_KEY_PASSPHRASE' } });
   assert.is(c.mqtt, undefined);
+  const m = parseConfig(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883" }\n', '/etc/iscm/ledger.yaml').mqtt!;
+  assert.equal([m.protocol, m.shareGroup], [5, 'ledger'], 'MQTT 5 with a shared subscription by default');
+  assert.is(parseConfig(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: "3.1.1" }\n', 'l.yaml').mqtt!.protocol, 4);
+  assert.match(errors(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: "3.1.1", share_group: g }\n').join('\n'), /mqtt\.share_group: shared subscriptions need MQTT 5/);
+  assert.match(errors(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: 4 }\n').join('\n'), /mqtt\.protocol/);
 });
 
 test('unknown keys: position and did-you-mean', () => {
