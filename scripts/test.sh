@@ -10,6 +10,10 @@ declare -A want=(
   [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [socat]=socat
   [mosquitto]=mosquitto [etcd]=etcd-server [etcdctl]=etcd-client
   [openssl]=openssl [swtpm]=swtpm
+  # packages for gateway targets (build/package.ts) and their emulated suites (test/package/)
+  [qemu-aarch64-static]=qemu-user-static [make]=make [python3]=python3
+  [aarch64-linux-gnu-g++]=g++-aarch64-linux-gnu [arm-linux-gnueabihf-g++]=g++-arm-linux-gnueabihf
+  [mips64el-linux-gnuabi64-g++]=g++-mips64el-linux-gnuabi64 [mipsel-linux-gnu-g++]=g++-mipsel-linux-gnu
 )
 # Libraries (no command to look for): package -> a file it installs.
 declare -A libs=(
@@ -32,6 +36,11 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+
+# Foreign-architecture roots for the emulated package suites (arm64 and
+# mips64el Node, SoftHSM2): apt-get download + dpkg-deb -x into .cache/cross/,
+# never apt-get install. Quick when already there; on failure those suites SKIP.
+node --import tsx build/cross-sysroots.ts || true
 
 echo "type-check (tsc --noEmit)"
 npx tsc --noEmit -p .
