@@ -13,7 +13,7 @@
 // vds 2 (CCF_LEDGER_SHA256) is verified too, on request, so that receipts of
 // other SCITT services can be checked by the same tool; the ISCM ledger only
 // ever issues vds 1 and the light node accepts only vds 1.
-import { decode, encode } from './cbor.js';
+import { decode, encode, Tag } from './cbor.js';
 import { sha256, equalBytes, toHex } from './bytes.js';
 import { CborError, IscmError, VerifyError } from './errors.js';
 import { MAX_RECEIPT_BYTES } from './limits.js';
@@ -318,6 +318,25 @@ function ccfRoot(proofBytes: unknown, leafEntry: Uint8Array): Uint8Array {
     acc = step[0] ? sha256(step[1], acc) : sha256(acc, step[1]);
   }
   return acc;
+}
+
+/**
+ * The same receipt with only its inclusion proof: what an event proof bundle
+ * carries. A device's receipt may hold a consistency proof from the tree head
+ * that device trusted; an offline verifier has no such head, so the proof
+ * could not be checked there and would be unprotected bytes nobody verifies
+ * (a bundle keeps the property that every byte of it is checked). The
+ * protected header, the detached payload and the signature are kept as they
+ * are, so the ledger's signature still verifies (RFC 9052 §4.4 signs only the
+ * protected bucket and the payload).
+ */
+export function receiptWithoutConsistency(bytes: Uint8Array): Uint8Array {
+  const { decoded } = receiptProofs(bytes);
+  const vdp = decoded.unprotected.get(RECEIPT_LABEL.vdp) as Map<number, unknown>;
+  if (!vdp.has(PROOF.consistency)) return bytes;
+  const unprotected = new Map(decoded.unprotected);
+  unprotected.set(RECEIPT_LABEL.vdp, new Map([[PROOF.inclusion, vdp.get(PROOF.inclusion)]]));
+  return encode(new Tag(18, [decoded.protectedBytes, unprotected, decoded.payload, decoded.signature]));
 }
 
 /** The log leaf entry of a batch (§4.4): SHA-256 of its COSE_Sign1 bytes. */

@@ -9,7 +9,7 @@ import { VerifyError, IscmError } from '../../protocol/errors.js';
 import { leafHash, rootFromInclusionProof, rootsFromConsistencyProof, inclusionProof, consistencyProof, rootFromLeafHashes } from '../../protocol/merkle.js';
 import { decodeSign1, verifySign1 } from '../../protocol/cose/sign1.js';
 import { coseKeyFromKeyObject, coseKeyFromPem, thumbprint } from '../../protocol/cose/key.js';
-import { receiptProofs, signReceipt, signTreeHead, verifyReceipt, verifyTreeHead, VDS } from '../../protocol/receipt.js';
+import { receiptProofs, receiptWithoutConsistency, signReceipt, signTreeHead, verifyReceipt, verifyTreeHead, VDS } from '../../protocol/receipt.js';
 import { softwareSignerFromKey } from '../../drivers/software/signer.js';
 import { ALG } from '../../protocol/cose/algorithms.js';
 import { listFiles, readBytes, readJson, vectorDir } from '../helpers/vectors.js';
@@ -159,6 +159,22 @@ test('receipts we sign verify, with consistency from the device\'s known tree he
     const other = softwareSignerFromKey(ALG.EdDSA, generateKeyPairSync('ed25519').privateKey);
     assert.throws(() => verifyReceipt(r, { leafEntry: entries[9], trusted: [{ key: other.publicKey }] }), (e: unknown) => code('RECEIPT_INVALID')(e) && /untrusted key/.test((e as Error).message));
   }
+});
+
+test('receiptWithoutConsistency: the inclusion-only receipt a bundle carries, still signed by the ledger', async () => {
+  const signer = softwareSignerFromKey(ALG.EdDSA, generateKeyPairSync('ed25519').privateKey);
+  const trusted = [{ key: signer.publicKey }];
+  const entries = log(13);
+  const hashes = entries.map(leafHash);
+  const r = await signReceipt(signer, { root: rootFromLeafHashes(hashes), inclusion: { treeSize: 13, leafIndex: 9, path: inclusionProof(hashes, 9) }, consistency: { size1: 7, size2: 13, path: consistencyProof(hashes, 7, 13) }, chainId: 'c', iat: 1 });
+  assert.throws(() => verifyReceipt(r, { leafEntry: entries[9], trusted }), (e: unknown) => e instanceof VerifyError && /no tree head to check it against/.test((e as Error).message), 'an offline verifier cannot use the consistency proof');
+  const plain = receiptWithoutConsistency(r);
+  assert.ok(plain.length < r.length);
+  assert.equal(receiptProofs(plain).consistency, []);
+  const v = verifyReceipt(plain, { leafEntry: entries[9], trusted, requireSignedSize: true });
+  assert.equal([v.treeSize, v.leafIndex], [13, 9]);
+  assert.is(toHex(decodeSign1(plain).signature), toHex(decodeSign1(r).signature), 'the same signature');
+  assert.is(receiptWithoutConsistency(plain), plain, 'nothing to drop: the very bytes');
 });
 
 test('every single-byte change to a receipt is rejected with a typed error', async () => {
