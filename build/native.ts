@@ -17,8 +17,9 @@ export class NativeBuildError extends Error {
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, cmd)));
+/** True when `cmd` is in a PATH folder (or /usr/sbin, /sbin). */
+export function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']).some((d) => d && existsSync(join(d, cmd)));
 }
 
 /** The node-gyp that ships inside npm (no download, no devDependency). */

@@ -11,15 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseReadingLine } from '../../protocol/reading.js';
+import { packageVersion } from '../../build/bundle.js';
 import type { EmulatedArch } from '../../build/cross-sysroots.js';
 import { haveCommand, start, tempDir, waitUntil, type Proc } from '../helpers/proc.js';
 import { haveSocat, ptyPair, type PtyPair } from '../helpers/socat.js';
 import { createSoftHsm, haveSoftHsm } from '../helpers/softhsm.js';
-import { emulatedPackage, type EmulatedPackage, type Ran } from './_emulated.js';
+import { emulatedPackage, type Ran } from './_emulated.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PIN = '564738';
-const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const version = packageVersion();
 
 function ok(r: Ran, what: string): Ran {
   assert.is(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.out}\nstderr: ${r.err}`);

@@ -5,25 +5,21 @@
 // config valid for the bundled CLI, the ARMv7 and MIPS32 packages' addons of
 // the right machine, and Dockerfile.arm64 running the same package step.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse as parseYaml } from 'yaml';
-import { buildBundles } from '../../build/bundle.js';
-import { sha256File } from '../../build/manifest.js';
+import { buildBundles, packageVersion } from '../../build/bundle.js';
+import { listFiles as files, sha256File } from '../../build/manifest.js';
 import { checkElf } from '../../build/native.js';
 import { target, TARGET_NAMES, type TargetName } from '../../build/targets.js';
 import { tempDir } from '../helpers/proc.js';
 import { buildAndUnpack, type Packaged } from './_packaged.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-
-function files(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
-}
+const version = packageVersion();
 
 function packageCli(args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(root, 'build/package.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
