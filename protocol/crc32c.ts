@@ -35,7 +35,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 // frame buffers and the link parser one receive buffer, so this nearly always
 // hits; a miss costs one typed-array view.
 let viewOf: ArrayBufferLike | undefined;
-let words = new Int32Array(0);
+let words: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
 /** Continues a CRC-32C over `data[start, end)`; pass the previous result to chain. */
 export function crc32c(data: Uint8Array, crc = 0, start = 0, end = data.length): number {

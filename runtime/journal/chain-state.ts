@@ -85,17 +85,22 @@ const scratch: RecordHeadAt = { devStart: 0, devLen: 0, seq: 0, prevStart: 0, ti
 
 /**
  * The record rule on the append hot path, without allocating: device_id
- * bytes, seq and `prev` compared in place, `prev` against the previous
- * record's hash held as a latin1 string (see record-hash.ts). Returns the seq,
- * or -1 when anything differs: the caller then runs checkRecord for the
- * exact error. Throws a ValidationError if the bytes are not a record head.
+ * bytes, seq and `prev` compared in place against `lastHash`, the previous
+ * record's hash. Returns the seq, or -1 when anything differs: the caller
+ * then runs checkRecord for the exact error. Throws a ValidationError if the
+ * bytes are not a record head.
  */
-export function recordContinues(nextSeq: number, lastHash: string, b: Uint8Array, deviceIdBytes: Uint8Array): number {
+export function recordContinues(nextSeq: number, lastHash: Uint8Array, b: Uint8Array, deviceIdBytes: Uint8Array): number {
   scanRecordHead(b, scratch);
   if (scratch.seq !== nextSeq || scratch.devLen !== deviceIdBytes.length || !bytesAt(b, scratch.devStart, deviceIdBytes, deviceIdBytes.length)) return -1;
-  const p = scratch.prevStart;
-  for (let i = 0; i < 32; i++) if (b[p + i] !== lastHash.charCodeAt(i)) return -1;
+  if (!bytesAt(b, scratch.prevStart, lastHash, 32)) return -1;
   return scratch.seq;
+}
+
+/** Where the `prev` field of the record `b` starts (its head already passed recordContinues or checkRecord). */
+export function prevOffset(b: Uint8Array): number {
+  scanRecordHead(b, scratch);
+  return scratch.prevStart;
 }
 
 export function applyRecord(s: ChainState, seq: number, hash: Uint8Array): void {

@@ -10,7 +10,13 @@ import { decode, encode } from '../../protocol/cbor.js';
 import { crc32c } from '../../protocol/crc32c.js';
 import { JournalError } from './errors.js';
 
-export const CONTAINER_VERSION = 1;
+// Version 2 (this build writes it): segments may hold units (STATE and
+// UNIT_RECORD entries) and summaries say where a segment's last state is.
+// Version 1 files (journals of earlier builds) read as they are; a build that
+// only knows version 1 refuses a version 2 segment by name instead of taking
+// the new entry types for damage.
+export const CONTAINER_VERSION = 2;
+const OLDEST_READABLE = 1;
 const FIXED = 16;
 
 export function encodeContainer(magic: string, body: Map<number, unknown>): Buffer {
@@ -39,7 +45,7 @@ export function decodeContainer(bytes: Uint8Array, magic: string, where: string)
   if (len < 0) throw bad(`not a journal ${magic} file (bad magic)`);
   const v = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const version = v.readUInt16LE(8);
-  if (version !== CONTAINER_VERSION) throw bad(`format version ${version}; this build reads version ${CONTAINER_VERSION} (upgrade the runtime, or move the directory aside)`);
+  if (version < OLDEST_READABLE || version > CONTAINER_VERSION) throw bad(`format version ${version}; this build reads versions ${OLDEST_READABLE} to ${CONTAINER_VERSION} (upgrade the runtime, or move the directory aside)`);
   if (len > bytes.length) throw bad(`truncated (${bytes.length} of ${len} bytes)`);
   const bodyLen = len - FIXED - 4;
   if (crc32c(v, 0, 0, FIXED + bodyLen) !== v.readUInt32LE(FIXED + bodyLen)) throw bad('CRC-32C mismatch');

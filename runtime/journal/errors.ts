@@ -17,6 +17,7 @@ export type JournalErrorKind =
   | 'CLOSED' // used before open() or after close()
   | 'LOCKED' // another live process (or instance) holds the journal directory
   | 'CONFIG' // bad options, or the directory belongs to another device
+  | 'TOO_LARGE' // a unit or state blob beyond what one group commit can hold atomically (the message names the limit)
   | 'IO' // any other I/O failure; after a failed fsync the journal stops (see docs/JOURNAL.md)
   | 'NOT_FOUND'; // a batch named by a commit mark does not exist
 
@@ -30,6 +31,7 @@ const CODE: { [K in JournalErrorKind]: ErrorCode } = {
   CLOSED: 'USAGE',
   LOCKED: 'USAGE',
   CONFIG: 'USAGE',
+  TOO_LARGE: 'JOURNAL_ERROR',
   IO: 'JOURNAL_ERROR',
   NOT_FOUND: 'JOURNAL_ERROR',
 };

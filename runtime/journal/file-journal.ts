@@ -1,7 +1,8 @@
 // FileJournal: the light node's durable store-and-forward outbox on the local
 // filesystem (docs/JOURNAL.md). Segmented, append-only, preallocated files;
 // group commit; recovery from a checkpoint; sparse on-disk indexes; quota and
-// back-pressure; compaction only behind verified receipts.
+// back-pressure; compaction only behind verified receipts; atomic units of
+// records and the pipeline's state.
 //
 // The promises it keeps (ARCHITECTURE §2):
 // - invariant 1: an append resolves only after the fsync that covers it, so
@@ -13,87 +14,41 @@
 // - invariant 3: every append is checked against the seq / prev-hash / batch
 //   chain, and recovery re-checks the entries it reads back.
 // - invariant 6: the backlog lives on disk within the quota; memory holds
-//   sparse indexes and the pending group only, whatever the backlog.
-import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+//   sparse indexes, the pending group and the latest state only.
+//
+// Pieces elsewhere: options (file-journal-options.ts), the pending queue
+// (frame-queue.ts), readers (readers.ts), recovery (recovery.ts), segment
+// files and compaction (segment-files.ts).
+import { mkdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { batchHeaderOfSign1, type BatchHeader } from '../../protocol/batch.js';
+import { batchHeaderOfSign1 } from '../../protocol/batch.js';
 import { sha256 } from '../../protocol/bytes.js';
 import { abytes } from '../../protocol/errors.js';
 import { MAX_RECEIPT_BYTES } from '../../protocol/limits.js';
-import { decodeRecord, DEVICE_ID_RE } from '../../protocol/record.js';
-import { bytesToLatin1, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
-import { Quota, stateNumber, type QuotaOptions } from './backpressure.js';
-import { applyBatch, applyCommit, checkBatch, checkCommit, checkRecord, recordContinues, cloneState, genesisState, isCommitted, sameState, type ChainState } from './chain-state.js';
-import { CHECKPOINT_NAME, writeCheckpoint, writeIndex } from './checkpoint.js';
+import { decodeRecord } from '../../protocol/record.js';
+import { Quota, stateNumber } from './backpressure.js';
+import { applyBatch, applyCommit, checkBatch, checkCommit, checkRecord, cloneState, genesisState, isCommitted, prevOffset, recordContinues, type ChainState } from './chain-state.js';
+import { CHECKPOINT_NAME, writeCheckpoint } from './checkpoint.js';
 import { lockDir } from './dir-lock.js';
 import { fsError, JournalError } from './errors.js';
-import { commitHead, EntryType, FRAME_OVERHEAD, MAX_PAYLOAD, readCommit, writeFrame } from './frame.js';
-import { readFrames } from './frame-reader.js';
-import { fsyncDir, readAt, writeAll, zeroFill } from './fs-util.js';
+import { resolveOptions, type FileJournalOptions } from './file-journal-options.js';
+import { commitHead, EntryType, FRAME_HEAD, FRAME_OVERHEAD, writeFrame } from './frame.js';
+import { FrameQueue, UNIT, type Pending, type Roll } from './frame-queue.js';
+import { fsyncDir, writeAll, zeroFill } from './fs-util.js';
 import type { Backpressure, CompactResult, Journal, JournalEvent, JournalHead, JournalMetrics, JournalStats, RecoveryReport, StoredBatch, StoredRecord } from './journal.js';
+import { Preallocator, type PreallocateMethod } from './preallocate.js';
+import { readBatches, readReceipt, readRecords, verifySegments, type Problem } from './readers.js';
 import { readRecordHead } from './record-head.js';
+import { bytesToLatin1, latin1Into, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
 import { recover, SPARE_NAME } from './recovery.js';
-import { nonZeroExtent, scanSegment } from './scan.js';
-import { decodeSegmentHeader, encodeSegmentHeader, HEADER_ALIGN, indexName, MAX_HEADER_BYTES, newNonce, segmentName } from './segment-header.js';
+import { createSpare, deleteSegment, openSegment, writeIndexQuietly } from './segment-files.js';
+import { encodeSegmentHeader, newNonce } from './segment-header.js';
 import { SegmentSummary } from './segment-summary.js';
+import { checkHashShape, inUnit, unitSize, wrongHash } from './unit.js';
 
-const MiB = 1024 * 1024;
-
-export interface FileJournalOptions extends QuotaOptions {
-  /** The journal directory (one per device stream). Created by open() if missing. */
-  dir: string;
-  /** The device whose stream this is; records and batches of any other device are refused. */
-  deviceId: string;
-  /** Quota: the most disk space the journal may use, segments included (default 1 GiB). */
-  maxBytes?: number;
-  /** Segment file size (default maxBytes / 16, within 1..64 MiB, a multiple of 4 KiB). */
-  segmentBytes?: number;
-  /** Longest an append waits before its group's write + fsync starts (default 2 ms). */
-  groupCommitMs?: number;
-  /** Most bytes written between two fsyncs (default min(4 MiB, segmentBytes / 4)); bounds a torn tail. */
-  maxGroupBytes?: number;
-  /** Zero-fill segments when creating them (default true); see docs/JOURNAL.md. */
-  preallocate?: boolean;
-  /** Rewrite the checkpoint after this many appended bytes (default 16 MiB). */
-  checkpointEveryBytes?: number;
-  /** Open for reading only: no lock, no repair, appends refused with READ_ONLY. */
-  readOnly?: boolean;
-  /** Compact by itself after commit marks (default true). */
-  autoCompact?: boolean;
-  /** 'head' (default): check the chain fields; 'full': decodeRecord every record on append too. */
-  verifyRecords?: 'head' | 'full';
-}
-
-interface Roll {
-  id: number;
-  nonce: Uint8Array;
-  header: Buffer;
-  base: ChainState;
-}
-
-interface Pending {
-  type: EntryType;
-  /** The frame is chunk[start, start + size): frames of a group sit side by side in chunks. */
-  chunk: Buffer;
-  start: number;
-  size: number;
-  /** This entry opens a new segment. */
-  roll: Roll | undefined;
-  off: number;
-  /** Record seq, batch_seq, or the batch_seq a commit mark names. */
-  key: number;
-  /** Records: SHA-256 as a latin1 string. Batches: SHA-256 of the COSE_Sign1. */
-  hash: Uint8Array | string | undefined;
-  batch: BatchHeader | undefined;
-  lastSeq: number;
-  result: unknown;
-  resolve: (v: never) => void;
-  reject: (e: unknown) => void;
-}
+export type { FileJournalOptions } from './file-journal-options.js';
 
 type Lifecycle = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-
-const CHUNK_BYTES = MiB;
 
 export class FileJournal implements Journal {
   readonly dir: string;
@@ -102,15 +57,20 @@ export class FileJournal implements Journal {
   readonly segmentBytes: number;
   readonly maxSegments: number;
   readonly maxGroupBytes: number;
+  readonly maxUnitBytes: number;
   readonly groupCommitMs: number;
+  /** Segment files are full-size from creation (preallocated). */
   readonly preallocate: boolean;
   readonly checkpointEveryBytes: number;
   readonly autoCompact: boolean;
   readonly verifyFull: boolean;
-  private readonly deviceIdBytes: Uint8Array;
+  readonly verifyHashes: boolean;
   /** Bytes of the active segment records may not use while the disk is full. */
   readonly segmentReserve: number;
+  private readonly deviceIdBytes: Uint8Array;
   private readonly quota: Quota;
+  /** How new segments get their blocks (undefined: not preallocated). */
+  private readonly prealloc: Preallocator | undefined;
 
   private life: Lifecycle = 'new';
   private unlock: (() => Promise<void>) | undefined;
@@ -123,28 +83,35 @@ export class FileJournal implements Journal {
 
   // The tip: chain state and placement including pending appends.
   private tip: ChainState = genesisState();
-  /** SHA-256 of the last appended record as a latin1 string; tip.lastRecordHash lags it while tipHashStale. */
-  private tipHash = '\0'.repeat(32);
+  /** SHA-256 of the last appended record; tip.lastRecordHash lags it while tipHashStale. */
+  private readonly tipHash = new Uint8Array(32);
   private tipHashStale = false;
   private tipSeg = 0;
   private tipOff = 0;
+  /** The state of the last unit appended (pending or durable), our own copy. */
+  private tipStateBlob: Uint8Array | undefined;
+  /** The state of the last durable unit. */
+  private durableStateBlob: Uint8Array | undefined;
+  /** Set by place(): the segment the placed entry opens. */
+  private placedRoll: Roll | undefined;
 
   // Group commit.
-  private queue: Pending[] = [];
-  private qHead = 0;
-  private queueBytes = 0;
-  private chunk: Buffer = Buffer.allocUnsafe(0);
-  private chunkUsed = 0;
-  /** Chunks holding pending frames, oldest first (frames never span chunks). */
-  private chunksInUse: Buffer[] = [];
-  private freeChunks: Buffer[] = [];
+  private readonly q = new FrameQueue();
   private flushing = false;
   private timer: NodeJS.Timeout | undefined;
   private immediate = false;
   private idleWaiters: Array<() => void> = [];
+  // One executor for every append's promise: no closure per append.
+  private capRes: ((v: never) => void) | undefined;
+  private capRej: ((e: unknown) => void) | undefined;
+  private readonly capture = (res: (v: never) => void, rej: (e: unknown) => void): void => {
+    this.capRes = res;
+    this.capRej = rej;
+  };
 
   // Background work.
   private spare: Promise<string> | undefined;
+  private background = new Set<Promise<unknown>>();
   private ckBusy: Promise<void> | undefined;
   private ckAgain = false;
   private sinceCheckpoint = 0;
@@ -158,6 +125,9 @@ export class FileJournal implements Journal {
     records: 0,
     batches: 0,
     commits: 0,
+    units: 0,
+    stateEntries: 0,
+    stateBytes: 0,
     refused: 0,
     bytes: 0,
     fsyncs: 0,
@@ -169,32 +139,30 @@ export class FileJournal implements Journal {
   };
 
   constructor(o: FileJournalOptions) {
-    const bad = (field: string, why: string) => new JournalError('CONFIG', `journal.${field}: ${why}`, { field: `journal.${field}` });
-    if (typeof o?.dir !== 'string' || o.dir === '') throw bad('dir', 'a directory path is required');
-    if (typeof o.deviceId !== 'string' || !DEVICE_ID_RE.test(o.deviceId)) throw bad('deviceId', 'must match [a-z0-9][a-z0-9_-]{0,63}');
-    const maxBytes = o.maxBytes ?? 1024 * MiB;
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 512 * 1024) throw bad('maxBytes', `expected at least 512 KiB, got ${maxBytes}`);
-    const seg = o.segmentBytes ?? Math.min(64 * MiB, Math.max(MiB, Math.floor(maxBytes / 16 / HEADER_ALIGN) * HEADER_ALIGN));
-    const minSeg = MAX_HEADER_BYTES + 2 * (FRAME_OVERHEAD + MAX_PAYLOAD);
-    if (!Number.isSafeInteger(seg) || seg % HEADER_ALIGN !== 0 || seg < minSeg) throw bad('segmentBytes', `expected a multiple of ${HEADER_ALIGN} of at least ${minSeg}, got ${seg}`);
-    if (Math.floor(maxBytes / seg) < 2) throw bad('segmentBytes', `the quota (${maxBytes}) must hold at least two segments of ${seg} bytes`);
-    this.dir = o.dir;
-    this.deviceId = o.deviceId;
-    this.deviceIdBytes = Buffer.from(o.deviceId, 'latin1');
-    this.readOnly = o.readOnly === true;
-    this.segmentBytes = seg;
-    this.maxSegments = Math.floor(maxBytes / seg);
-    this.maxGroupBytes = o.maxGroupBytes ?? Math.max(FRAME_OVERHEAD + MAX_PAYLOAD, Math.min(4 * MiB, Math.floor(seg / 4)));
-    if (!Number.isSafeInteger(this.maxGroupBytes) || this.maxGroupBytes < FRAME_OVERHEAD + MAX_PAYLOAD) throw bad('maxGroupBytes', `expected at least ${FRAME_OVERHEAD + MAX_PAYLOAD}`);
-    this.groupCommitMs = o.groupCommitMs ?? 2;
-    if (!(this.groupCommitMs >= 0 && this.groupCommitMs <= 1000)) throw bad('groupCommitMs', 'expected 0..1000');
-    this.preallocate = o.preallocate ?? true;
-    this.checkpointEveryBytes = o.checkpointEveryBytes ?? 16 * MiB;
-    this.autoCompact = o.autoCompact ?? true;
-    this.verifyFull = o.verifyRecords === 'full';
-    this.quota = new Quota(this.maxSegments * seg, o);
-    this.segmentReserve = Math.min(this.quota.capacity - this.quota.recordLimit, Math.floor(seg / 4));
+    const r = resolveOptions(o);
+    this.dir = r.dir;
+    this.deviceId = r.deviceId;
+    this.deviceIdBytes = Buffer.from(r.deviceId, 'latin1');
+    this.readOnly = r.readOnly;
+    this.segmentBytes = r.segmentBytes;
+    this.maxSegments = r.maxSegments;
+    this.maxGroupBytes = r.maxGroupBytes;
+    this.maxUnitBytes = r.maxUnitBytes;
+    this.groupCommitMs = r.groupCommitMs;
+    this.prealloc = r.preallocate && !r.readOnly ? new Preallocator(r.dir, r.preallocate) : undefined;
+    this.preallocate = r.preallocate !== undefined;
+    this.checkpointEveryBytes = r.checkpointEveryBytes;
+    this.autoCompact = r.autoCompact;
+    this.verifyFull = r.verifyFull;
+    this.verifyHashes = r.verifyHashes;
+    this.quota = new Quota(r.capacity, o);
+    this.segmentReserve = Math.min(this.quota.capacity - this.quota.recordLimit, Math.floor(r.segmentBytes / 4));
     if (this.readOnly) this.quota.readOnly = true;
+  }
+
+  /** How new segments get their blocks now: 'fallocate', 'zero-fill' (where fallocate is unsupported, or chosen), or undefined (not preallocated). */
+  get preallocation(): PreallocateMethod | undefined {
+    return this.prealloc?.method;
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -222,12 +190,14 @@ export class FileJournal implements Journal {
           }
         }
         this.unlock = await lockDir(this.dir);
+        this.prealloc?.start();
       }
-      const rec = await recover({ dir: this.dir, deviceId: this.deviceId, readOnly: this.readOnly, preallocate: this.preallocate, segmentBytes: this.segmentBytes, maxGroupBytes: this.maxGroupBytes });
+      const rec = await recover({ dir: this.dir, deviceId: this.deviceId, readOnly: this.readOnly, preallocate: this.prealloc, segmentBytes: this.segmentBytes, maxGroupBytes: this.maxGroupBytes });
       this.segments = rec.segments;
       this.active = rec.segments[rec.segments.length - 1];
       this.activeFh = rec.activeFh;
       this.report = rec.report;
+      this.durableStateBlob = this.tipStateBlob = rec.lastState;
       this.setTip(cloneState(this.durable()));
       this.tipSeg = this.active?.id ?? 0;
       this.tipOff = this.active?.end ?? 0;
@@ -247,6 +217,7 @@ export class FileJournal implements Journal {
       }
       this.life = 'open';
     } catch (e) {
+      this.prealloc?.stop();
       await this.activeFh?.close().catch(() => {});
       this.activeFh = undefined;
       await this.unlock?.();
@@ -255,7 +226,12 @@ export class FileJournal implements Journal {
       throw e;
     }
     this.emit({ type: 'recovered', report: this.report! });
-    if (this.report!.dropped) this.alarm('RECOVERY', `recovery dropped a torn tail: ${this.report!.dropped.bytes} bytes at offset ${this.report!.dropped.offset} of ${this.report!.dropped.path} (${this.report!.dropped.reason}); kept records through ${this.report!.dropped.keptThroughSeq}`);
+    const d = this.report!.dropped;
+    if (d)
+      this.alarm(
+        'RECOVERY',
+        `recovery dropped a torn tail: ${d.bytes} bytes at offset ${d.offset} of ${d.path} (${d.reason})${d.tornUnit ? `, including a whole unit of ${d.tornUnit.records} records from seq ${d.tornUnit.firstSeq}` : ''}; kept records through ${d.keptThroughSeq}`,
+      );
     this.updateBackpressure();
     this.refreshAge();
   }
@@ -281,6 +257,7 @@ export class FileJournal implements Journal {
         this.alarm('CHECKPOINT', `could not write the clean checkpoint at close (${(e as Error).message}); the next open scans the last segment`);
       }
     }
+    this.prealloc?.stop();
     await this.activeFh?.close().catch(() => {});
     this.activeFh = undefined;
     await this.unlock?.();
@@ -290,21 +267,78 @@ export class FileJournal implements Journal {
 
   // ------------------------------------------------------------ appends
 
-  appendRecord(bytes: Uint8Array): Promise<{ seq: number }> {
+  appendRecord(bytes: Uint8Array, hash?: Uint8Array): Promise<{ seq: number }> {
     try {
       this.assertWritable();
       const seq = recordContinues(this.tip.nextSeq, this.tipHash, bytes, this.deviceIdBytes);
-      if (seq < 0) {
-        checkRecord(this.tipState(), readRecordHead(bytes), this.deviceId); // throws the exact CHAIN error
-        throw new JournalError('CHAIN', 'record: does not continue the chain');
-      }
+      if (seq < 0) this.throwChain(bytes, this.tip.nextSeq, this.tipHash);
       if (this.verifyFull) decodeRecord(bytes);
-      const place = this.place(FRAME_OVERHEAD + bytes.length, true);
-      const hash = recordHashLatin1(bytes);
+      // The caller's hash is trusted unless verifyHashes; the journal then
+      // hashes only the last record of each group (see fold).
+      let computed: string | undefined;
+      if (hash === undefined) computed = recordHashLatin1(bytes);
+      else {
+        checkHashShape(hash, 'record.hash');
+        if (this.verifyHashes) this.checkGivenHash(bytes, hash, seq, 'record.hash');
+      }
+      const size = FRAME_OVERHEAD + bytes.length;
+      const off = this.place(size, true);
+      const start = this.q.reserve(size);
+      const chunk = this.q.chunk;
+      writeFrame(chunk, start, EntryType.RECORD, bytes);
       this.tip.nextSeq = seq + 1;
-      this.tipHash = hash;
+      if (computed !== undefined) latin1Into(this.tipHash, computed);
+      else this.tipHash.set(hash!);
       this.tipHashStale = true;
-      return this.enqueue(EntryType.RECORD, bytes, undefined, place, seq, hash, undefined, 0, { seq });
+      return this.enqueue(EntryType.RECORD, chunk, start, size, off, seq, seq, 0, start, computed, undefined, undefined);
+    } catch (e) {
+      return this.refuse(e);
+    }
+  }
+
+  appendUnit(records: Uint8Array[], state: Uint8Array, hashes?: Uint8Array[]): Promise<{ firstSeq: number; lastSeq: number }> {
+    try {
+      this.assertWritable();
+      const size = unitSize(records, state, hashes, this.maxUnitBytes);
+      const first = this.tip.nextSeq;
+      const n = records.length;
+      // Check the whole unit before anything changes: it goes in whole or not at all.
+      let prev: Uint8Array = this.tipHash;
+      let computed: string | undefined;
+      for (let i = 0; i < n; i++) {
+        const r = records[i];
+        try {
+          if (recordContinues(first + i, prev, r, this.deviceIdBytes) < 0) this.throwChain(r, first + i, prev);
+          if (this.verifyFull) decodeRecord(r);
+          if (hashes === undefined) {
+            computed = recordHashLatin1(r);
+            prev = latin1ToBytes(computed);
+          } else {
+            if (this.verifyHashes) this.checkGivenHash(r, hashes[i], first + i, `unit.hashes[${i}]`);
+            prev = hashes[i];
+          }
+        } catch (e) {
+          throw inUnit(e, i);
+        }
+      }
+      const off = this.place(size, true);
+      const start = this.q.reserve(size);
+      const chunk = this.q.chunk;
+      let pos = start;
+      let lastRecAt = -1;
+      for (const r of records) {
+        lastRecAt = pos;
+        pos += writeFrame(chunk, pos, EntryType.UNIT_RECORD, r);
+      }
+      writeFrame(chunk, pos, EntryType.STATE, state);
+      if (n > 0) {
+        this.tip.nextSeq = first + n;
+        this.tipHash.set(prev);
+        this.tipHashStale = true;
+      }
+      const blob = new Uint8Array(state);
+      this.tipStateBlob = blob;
+      return this.enqueue(UNIT, chunk, start, size, off, first, first + n - 1, n, lastRecAt, computed, undefined, blob);
     } catch (e) {
       return this.refuse(e);
     }
@@ -315,11 +349,14 @@ export class FileJournal implements Journal {
       this.assertWritable();
       const h = batchHeaderOfSign1(sign1);
       checkBatch(this.tip, h, this.deviceId);
-      const place = this.place(FRAME_OVERHEAD + sign1.length, false);
+      const size = FRAME_OVERHEAD + sign1.length;
+      const off = this.place(size, false);
       const hash = sha256(sign1);
       applyBatch(this.tipState(), h, hash);
       this.rememberBatch(h.batchSeq, h.firstSeq + h.count - 1);
-      return this.enqueue(EntryType.BATCH, sign1, undefined, place, h.batchSeq, hash, h, 0, { batchSeq: h.batchSeq, firstSeq: h.firstSeq, count: h.count });
+      const start = this.q.reserve(size);
+      writeFrame(this.q.chunk, start, EntryType.BATCH, sign1);
+      return this.enqueue(EntryType.BATCH, this.q.chunk, start, size, off, h.batchSeq, 0, 0, -1, hash, h, undefined);
     } catch (e) {
       return this.refuse(e);
     }
@@ -343,9 +380,12 @@ export class FileJournal implements Journal {
         if (!checkCommit(this.tip, batchSeq)) return { batchSeq, duplicate: true };
       }
       const head = commitHead(batchSeq, lastSeq);
-      const place = this.place(FRAME_OVERHEAD + head.length + receipt.length, false);
+      const size = FRAME_OVERHEAD + head.length + receipt.length;
+      const off = this.place(size, false);
       applyCommit(this.tip, batchSeq, lastSeq);
-      return await this.enqueue(EntryType.COMMIT, head, receipt, place, batchSeq, undefined, undefined, lastSeq, { batchSeq, duplicate: false });
+      const start = this.q.reserve(size);
+      writeFrame(this.q.chunk, start, EntryType.COMMIT, head, receipt);
+      return await this.enqueue(EntryType.COMMIT, this.q.chunk, start, size, off, batchSeq, lastSeq, 0, -1, undefined, undefined, undefined);
     } catch (e) {
       return this.refuse(e);
     }
@@ -356,10 +396,26 @@ export class FileJournal implements Journal {
     return { nextSeq: t.nextSeq, prev: new Uint8Array(t.lastRecordHash), nextBatchSeq: t.nextBatchSeq, prevBatch: new Uint8Array(t.lastBatchHash), batchedThroughSeq: t.batchedThroughSeq };
   }
 
-  /** The tip with its record hash materialised (appends keep it as a string). */
+  lastState(): Uint8Array | undefined {
+    return this.durableStateBlob ? new Uint8Array(this.durableStateBlob) : undefined;
+  }
+
+  /** Throws the exact CHAIN (or ValidationError) a record that failed the fast check deserves. */
+  private throwChain(bytes: Uint8Array, nextSeq: number, prev: Uint8Array): never {
+    const st = { ...this.tipState(), nextSeq, lastRecordHash: new Uint8Array(prev) };
+    checkRecord(st, readRecordHead(bytes), this.deviceId);
+    throw new JournalError('CHAIN', 'record: does not continue the chain');
+  }
+
+  private checkGivenHash(bytes: Uint8Array, given: Uint8Array, seq: number, field: string): void {
+    const actual = sha256(bytes);
+    for (let i = 0; i < 32; i++) if (actual[i] !== given[i]) throw wrongHash(field, seq, given, actual);
+  }
+
+  /** The tip with its record hash materialised (appends keep it in a reused buffer). */
   private tipState(): ChainState {
     if (this.tipHashStale) {
-      this.tip.lastRecordHash = latin1ToBytes(this.tipHash);
+      this.tip.lastRecordHash = new Uint8Array(this.tipHash);
       this.tipHashStale = false;
     }
     return this.tip;
@@ -367,7 +423,7 @@ export class FileJournal implements Journal {
 
   private setTip(s: ChainState): void {
     this.tip = s;
-    this.tipHash = bytesToLatin1(s.lastRecordHash);
+    this.tipHash.set(s.lastRecordHash);
     this.tipHashStale = false;
   }
 
@@ -387,8 +443,12 @@ export class FileJournal implements Journal {
     return Promise.reject(e);
   }
 
-  /** Where an entry of `size` bytes goes; throws QUOTA if it may not be placed. */
-  private place(size: number, isRecord: boolean): { roll: Roll | undefined; off: number } {
+  /**
+   * Where an entry of `size` bytes goes: returns its offset and leaves the
+   * segment it opens, if any, in placedRoll. Throws QUOTA / DISK_FULL if it
+   * may not be placed; then nothing changed.
+   */
+  private place(size: number, isRecord: boolean): number {
     let off = this.tipOff;
     let roll: Roll | undefined;
     let live = this.tipSeg - this.segments[0].id + 1;
@@ -405,18 +465,26 @@ export class FileJournal implements Journal {
     if (off + size > this.segmentBytes) {
       live++;
       if (live > this.maxSegments) throw this.quotaError(isRecord);
-      // The new segment's base is the chain state before this entry: the tip now.
+      // The new segment's base is the chain state before this entry: the tip
+      // now. The latest state rides along right after the header, so deleting
+      // older segments never loses it.
       const base = cloneState(this.tipState());
       const nonce = newNonce();
       const header = encodeSegmentHeader({ id: this.tipSeg + 1, nonce, deviceId: this.deviceId, createdMs: Date.now(), base });
-      roll = { id: this.tipSeg + 1, nonce, header, base };
-      off = header.length;
+      let carry: Buffer | undefined;
+      if (this.tipStateBlob) {
+        carry = Buffer.allocUnsafe(FRAME_OVERHEAD + this.tipStateBlob.length);
+        writeFrame(carry, 0, EntryType.STATE, this.tipStateBlob);
+      }
+      roll = { id: this.tipSeg + 1, nonce, header, base, carry };
+      off = header.length + (carry?.length ?? 0);
     }
     const used = (live - 1) * this.segmentBytes + off + size;
     if (used > (isRecord ? this.quota.recordLimit : this.quota.capacity)) throw this.quotaError(isRecord);
     if (roll) this.tipSeg = roll.id;
     this.tipOff = off + size;
-    return { roll, off };
+    this.placedRoll = roll;
+    return off;
   }
 
   private quotaError(isRecord: boolean): JournalError {
@@ -432,24 +500,23 @@ export class FileJournal implements Journal {
     );
   }
 
-  private enqueue<T>(type: EntryType, payload: Uint8Array, more: Uint8Array | undefined, place: { roll: Roll | undefined; off: number }, key: number, hash: Uint8Array | string | undefined, batch: BatchHeader | undefined, lastSeq: number, result: T): Promise<T> {
-    const size = FRAME_OVERHEAD + payload.length + (more ? more.length : 0);
-    if (size > this.chunk.length - this.chunkUsed) {
-      // Recycled chunks: a fresh 1 MiB buffer per MiB appended would be
-      // external memory churn that makes V8 collect far more often.
-      this.chunk = this.freeChunks.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
-      this.chunkUsed = 0;
-      this.chunksInUse.push(this.chunk);
-    }
-    const chunk = this.chunk;
-    const start = this.chunkUsed;
-    this.chunkUsed += size;
-    writeFrame(chunk, start, type, payload, more);
-    this.queueBytes += size;
+  private enqueue(
+    kind: number,
+    chunk: Buffer,
+    start: number,
+    size: number,
+    off: number,
+    key: number,
+    lastSeq: number,
+    count: number,
+    lastRecAt: number,
+    hash: string | Uint8Array | undefined,
+    batch: Pending['batch'],
+    state: Uint8Array | undefined,
+  ): Promise<never> {
+    const p = new Promise<never>(this.capture);
+    this.q.push({ kind, chunk, start, size, roll: this.placedRoll, off, key, lastSeq, count, lastRecAt, hash, batch, state, resolve: this.capRes!, reject: this.capRej! });
     this.sinceCheckpoint += size;
-    const p = new Promise<T>((resolve, reject) => {
-      this.queue.push({ type, chunk, start, size, roll: place.roll, off: place.off, key, hash, batch, lastSeq, result, resolve: resolve as (v: never) => void, reject });
-    });
     this.schedule();
     this.updateBackpressure();
     return p;
@@ -458,8 +525,8 @@ export class FileJournal implements Journal {
   // ------------------------------------------------------------ group commit
 
   private schedule(): void {
-    if (this.flushing || this.qHead >= this.queue.length) return;
-    const now = this.groupCommitMs === 0 || this.queueBytes >= this.maxGroupBytes;
+    if (this.flushing || this.q.empty) return;
+    const now = this.groupCommitMs === 0 || this.q.bytes >= this.maxGroupBytes;
     if (now) {
       if (this.timer) {
         clearTimeout(this.timer);
@@ -490,24 +557,24 @@ export class FileJournal implements Journal {
     if (this.flushing) return;
     this.flushing = true;
     let acked: Pending[] | undefined; // durable, acknowledgement pending
-    let lastRecord: Pending | undefined;
     let failed: Pending[] | undefined;
     try {
       for (;;) {
-        if (this.qHead >= this.queue.length) {
+        if (this.q.empty) {
           if (acked) acked = this.acknowledge(acked);
           // Under load, appends woken by the acknowledgements just sent arrive
           // within this turn: take them into the next group at once instead of
           // going idle (the group-commit delay is for an idle journal).
           await new Promise((r) => setImmediate(r));
-          if (this.qHead >= this.queue.length) break;
+          if (this.q.empty) break;
         }
-        if (this.queue[this.qHead].roll) {
+        const roll = this.q.peek()!.roll;
+        if (roll) {
           if (acked) acked = this.acknowledge(acked);
-          await this.rollover(this.queue[this.qHead].roll!);
+          await this.rollover(roll);
         }
         const active = this.active!;
-        const { group, iov, bytes } = this.takeGroup();
+        const { group, iov, bytes } = this.q.take(this.maxGroupBytes);
         failed = group;
         if (group[0].off !== active.end) throw new JournalError('IO', `internal: group placed at ${group[0].off}, segment ends at ${active.end}`);
         const io = this.writeGroup(iov, group[0].off, bytes).then(() => this.syncActive());
@@ -515,41 +582,21 @@ export class FileJournal implements Journal {
         if (acked) acked = this.acknowledge(acked);
         await io;
         failed = undefined;
-        // Durable now: fold into the active segment's state (readers see it).
-        const st = active.endState;
-        for (const it of group) {
-          if (it.type === EntryType.RECORD) {
-            st.nextSeq = it.key + 1;
-            active.noteRecord(it.key, it.off);
-            this.m.records++;
-            lastRecord = it;
-          } else if (it.type === EntryType.BATCH) {
-            if (lastRecord) st.lastRecordHash = latin1ToBytes(lastRecord.hash as string);
-            lastRecord = undefined;
-            applyBatch(st, it.batch!, it.hash as Uint8Array);
-            active.noteBatch(it.key, it.off);
-            this.m.batches++;
-          } else {
-            applyCommit(st, it.key, it.lastSeq);
-            active.noteCommit(it.key);
-            this.m.commits++;
-          }
-        }
-        // Only the last record's hash is state: convert it once per group.
-        if (lastRecord) st.lastRecordHash = latin1ToBytes(lastRecord.hash as string);
-        lastRecord = undefined;
-        const last = group[group.length - 1];
-        active.end = last.off + last.size;
-        this.m.bytes += bytes;
-        this.m.groupEntries += group.length;
+        const wrong = this.fold(group, bytes);
         acked = group;
+        if (wrong) {
+          // A caller's record hash was wrong: this group is durable and sound;
+          // what was appended after it links to the wrong hash and is refused.
+          acked = this.acknowledge(acked);
+          this.rejectPending(wrong);
+        }
       }
     } catch (e) {
       if (acked) this.acknowledge(acked);
       this.rejectPending(e, failed);
     } finally {
       this.flushing = false;
-      if (this.qHead < this.queue.length) this.schedule();
+      if (!this.q.empty) this.schedule();
       else {
         const w = this.idleWaiters;
         this.idleWaiters = [];
@@ -558,51 +605,105 @@ export class FileJournal implements Journal {
     }
   }
 
-  /** Takes the next group off the queue: frames up to maxGroupBytes, within one segment. */
-  private takeGroup(): { group: Pending[]; iov: Buffer[]; bytes: number } {
-    // One write vector per run of frames that sit side by side in a chunk.
-    const iov: Buffer[] = [];
-    let runChunk: Buffer | undefined;
-    let runStart = 0;
-    let runEnd = 0;
-    let n = 0;
-    let bytes = 0;
-    for (let i = this.qHead; i < this.queue.length; i++) {
-      const it = this.queue[i];
-      if (n > 0 && (it.roll || bytes + it.size > this.maxGroupBytes)) break;
-      if (it.chunk === runChunk && it.start === runEnd) runEnd += it.size;
-      else {
-        if (runChunk) iov.push(runChunk.subarray(runStart, runEnd));
-        runChunk = it.chunk;
-        runStart = it.start;
-        runEnd = it.start + it.size;
+  /**
+   * Folds a durable group into the active segment's summary and chain state
+   * (readers see it from now on). Returns a CHAIN error when the hash a caller
+   * gave for the group's last record turns out wrong.
+   */
+  private fold(group: Pending[], bytes: number): JournalError | undefined {
+    const active = this.active!;
+    const st = active.endState;
+    let lastRec: Pending | undefined;
+    for (const it of group) {
+      switch (it.kind) {
+        case EntryType.RECORD:
+          st.nextSeq = it.key + 1;
+          active.noteRecord(it.key, it.off);
+          this.m.records++;
+          lastRec = it;
+          break;
+        case UNIT: {
+          let pos = it.start;
+          let off = it.off;
+          for (let k = 0; k < it.count; k++) {
+            const size = FRAME_OVERHEAD + it.chunk.readUInt32LE(pos);
+            active.noteRecord(it.key + k, off);
+            pos += size;
+            off += size;
+          }
+          active.noteState(off, it.state!.length);
+          if (it.count) {
+            st.nextSeq = it.lastSeq + 1;
+            lastRec = it;
+          }
+          this.durableStateBlob = it.state;
+          this.m.records += it.count;
+          this.m.units++;
+          this.m.stateEntries++;
+          this.m.stateBytes += it.state!.length;
+          break;
+        }
+        case EntryType.BATCH:
+          applyBatch(st, it.batch!, it.hash as Uint8Array);
+          active.noteBatch(it.key, it.off);
+          this.m.batches++;
+          break;
+        default:
+          applyCommit(st, it.key, it.lastSeq);
+          active.noteCommit(it.key);
+          this.m.commits++;
       }
-      bytes += it.size;
-      n++;
     }
-    iov.push(runChunk!.subarray(runStart, runEnd));
-    const group = this.queue.slice(this.qHead, this.qHead + n);
-    this.qHead += n;
-    this.queueBytes -= bytes;
-    if (this.qHead === this.queue.length) {
-      this.queue = [];
-      this.qHead = 0;
-    } else if (this.qHead > 65536) {
-      this.queue = this.queue.slice(this.qHead);
-      this.qHead = 0;
+    const last = group[group.length - 1];
+    active.end = last.off + last.size;
+    this.m.bytes += bytes;
+    this.m.groupEntries += group.length;
+    if (!lastRec) return undefined;
+    // Only the last record's hash is state. When the journal computed it, it
+    // is at hand; when the caller gave it, the journal hashes this one record
+    // itself — the durable state never rests on a caller's word — and checks
+    // that what was appended after it linked to that very hash.
+    if (typeof lastRec.hash === 'string') {
+      st.lastRecordHash = latin1ToBytes(lastRec.hash);
+      return undefined;
     }
-    return { group, iov, bytes };
+    const f = lastRec.lastRecAt;
+    const real = sha256(lastRec.chunk.subarray(f + FRAME_HEAD, f + FRAME_HEAD + lastRec.chunk.readUInt32LE(f)));
+    st.lastRecordHash = real;
+    const seq = lastRec.kind === UNIT ? lastRec.lastSeq : lastRec.key;
+    const next = this.q.firstWithRecord();
+    let linked: Uint8Array;
+    if (next) {
+      // Its first frame is its first record (a unit's records come before its state).
+      const p = next.start;
+      const payload = next.chunk.subarray(p + FRAME_HEAD, p + FRAME_HEAD + next.chunk.readUInt32LE(p));
+      const at = prevOffset(payload);
+      linked = payload.subarray(at, at + 32);
+    } else linked = this.tipHash;
+    for (let i = 0; i < 32; i++) if (linked[i] !== real[i]) return wrongHash('record.hash', seq, linked, real);
+    return undefined;
   }
 
   /** Resolves a durable group's appends (invariant 1: only now may the MCU link ACK). */
   private acknowledge(group: Pending[]): undefined {
-    const last = group[group.length - 1];
-    // Chunks wholly before the last written frame's chunk are free again.
-    while (this.chunksInUse.length > 1 && this.chunksInUse[0] !== last.chunk) this.releaseChunk(this.chunksInUse.shift()!);
+    this.q.releaseBefore(group[group.length - 1].chunk);
     let commits = false;
     for (const it of group) {
-      if (it.type === EntryType.COMMIT) commits = true;
-      (it.resolve as (v: unknown) => void)(it.result);
+      const resolve = it.resolve as (v: unknown) => void;
+      switch (it.kind) {
+        case EntryType.RECORD:
+          resolve({ seq: it.key });
+          break;
+        case UNIT:
+          resolve({ firstSeq: it.key, lastSeq: it.lastSeq });
+          break;
+        case EntryType.BATCH:
+          resolve({ batchSeq: it.key, firstSeq: it.batch!.firstSeq, count: it.batch!.count });
+          break;
+        default:
+          commits = true;
+          resolve({ batchSeq: it.key, duplicate: false });
+      }
     }
     this.afterFlush(commits);
     return undefined;
@@ -649,15 +750,11 @@ export class FileJournal implements Journal {
   /** Rejects everything pending (and `inFlight`, the group whose write failed) with `e`; rolls the tip back to the durable state. */
   private rejectPending(e: unknown, inFlight: Pending[] = []): void {
     const err = e instanceof JournalError ? e : fsError(e, 'append to', this.active?.path ?? this.dir);
-    const items = [...inFlight, ...this.queue.slice(this.qHead)];
-    this.queue = [];
-    this.qHead = 0;
-    this.queueBytes = 0;
-    for (const c of this.chunksInUse) if (c !== this.chunk) this.releaseChunk(c);
-    this.chunksInUse = this.chunk.length ? [this.chunk] : [];
+    const items = [...inFlight, ...this.q.clear()];
     this.setTip(cloneState(this.durable()));
     this.tipSeg = this.active!.id;
     this.tipOff = this.active!.end;
+    this.tipStateBlob = this.durableStateBlob;
     if (err.kind === 'DISK_FULL') this.quota.diskFull = true;
     if (err.kind === 'READ_ONLY') this.quota.readOnly = true;
     this.m.refused += items.length;
@@ -678,13 +775,9 @@ export class FileJournal implements Journal {
     } else if (this.oldest === undefined) this.refreshAge();
   }
 
-  private releaseChunk(c: Buffer): void {
-    if (c.length === CHUNK_BYTES && this.freeChunks.length < 8) this.freeChunks.push(c);
-  }
-
   /** Resolves when no append is pending. */
   private idle(): Promise<void> {
-    if (!this.flushing && this.qHead >= this.queue.length) return Promise.resolve();
+    if (!this.flushing && this.q.empty) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -693,81 +786,56 @@ export class FileJournal implements Journal {
   /** Seals the active segment and opens segment `roll.id` (all of the old one is durable). */
   private async rollover(roll: Roll): Promise<void> {
     const old = this.active!;
-    if (!sameState(roll.base, old.endState)) throw new JournalError('IO', `internal: segment ${roll.id} base differs from the end of segment ${old.id}`);
     // The sealed segment's index sidecar lets the next open skip scanning it.
     // A cache, so not on the appends' critical path: written in the background
     // (a crash before it lands costs one segment scan at the next open).
-    const idx = writeIndex(this.dir, old.snapshot()).catch((e) => {
+    const idx = writeIndexQuietly(this.dir, old, (msg) => {
       this.m.checkpointErrors++;
-      this.alarm('CHECKPOINT', `could not write ${indexName(old.id)} (${(e as Error).message}); the next open rescans that segment`);
+      this.alarm('CHECKPOINT', msg);
     });
     this.background.add(idx);
     void idx.finally(() => this.background.delete(idx));
-    const path = join(this.dir, segmentName(roll.id));
-    let fh: FileHandle | undefined;
-    let src = '';
+    let opened: Awaited<ReturnType<typeof openSegment>>;
     try {
-      if (this.preallocate) {
-        src = await this.takeSpare();
-        fh = await open(src, 'r+');
-      } else {
-        src = `${path}.tmp`;
-        fh = await open(src, 'w+');
-      }
-      // Zeros after the header up to the largest header size: a spare reused
-      // after a crash mid-rollover may hold an older, longer header.
-      await writeAll(fh, this.preallocate && roll.header.length < MAX_HEADER_BYTES ? [roll.header, Buffer.alloc(MAX_HEADER_BYTES - roll.header.length)] : [roll.header], 0);
-      await fh.datasync();
-      await rename(src, path);
+      opened = await openSegment(this.dir, roll, old, this.preallocate ? () => this.takeSpare() : undefined);
     } catch (e) {
-      await fh?.close().catch(() => {});
-      if (src) await unlink(src).catch(() => {});
-      const err = fsError(e, 'create segment', path);
-      if (err.kind === 'DISK_FULL') this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be allocated: ${err.message}`);
-      throw err;
+      if ((e as JournalError).kind === 'DISK_FULL') this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be allocated: ${(e as Error).message}`);
+      throw e;
     }
-    await fsyncDir(this.dir);
-    const s = new SegmentSummary(roll.id, roll.nonce, roll.header.length, roll.base, path);
-    this.segments.push(s);
+    const { fh, summary } = opened;
+    if (roll.carry) {
+      this.m.stateEntries++;
+      this.m.stateBytes += roll.carry.length - FRAME_OVERHEAD;
+    }
+    this.segments.push(summary);
     const oldFh = this.activeFh;
-    this.active = s;
+    this.active = summary;
     this.activeFh = fh;
     await oldFh?.close().catch(() => {});
     this.maybeCheckpoint(true);
-    this.maybePrepareSpare(true); // the whole segment's time to zero-fill the next one
+    this.maybePrepareSpare(true); // the whole segment's time to preallocate the next one
   }
 
   private maybePrepareSpare(eager: boolean): void {
-    if (!this.preallocate || this.readOnly || this.spare || this.life === 'closing' || this.failure || !this.active) return;
+    if (!this.prealloc || this.readOnly || this.spare || this.life === 'closing' || this.failure || !this.active) return;
     if (this.segments.length + 1 > this.maxSegments) return;
-    // Zero-fill the next segment from the start of this one (rollover and
-    // open ask eagerly), so a rollover never waits for it; later calls
-    // only retry after a failure, once this segment is a quarter full.
+    // Prepare the next segment from the start of this one (rollover and open
+    // ask eagerly), so a rollover never waits for it; later calls only retry
+    // after a failure, once this segment is a quarter full.
     if (!eager && this.active.end < this.segmentBytes / 4) return;
-    const p = this.createSpare();
+    const p = this.makeSpare();
     this.spare = p;
     p.catch(() => {
       if (this.spare === p) this.spare = undefined;
     });
   }
 
-  private async createSpare(): Promise<string> {
-    const tmp = join(this.dir, `${SPARE_NAME}.tmp`);
-    const fin = join(this.dir, SPARE_NAME);
-    let fh: FileHandle | undefined;
+  private async makeSpare(): Promise<string> {
+    let path: string;
     try {
-      fh = await open(tmp, 'w');
-      // fsync'd every 4 MiB: one 64 MiB burst of write-back would queue in
-      // front of the appends' own fsyncs and stall acknowledgements.
-      await zeroFill(fh, 0, this.segmentBytes, 4 * MiB);
-      await fh.datasync();
-      await fh.close();
-      fh = undefined;
-      await rename(tmp, fin);
+      path = await createSpare(this.dir, this.segmentBytes, this.prealloc!);
     } catch (e) {
-      await fh?.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      const err = fsError(e, 'preallocate the next segment', fin);
+      const err = e as JournalError;
       if (err.kind === 'DISK_FULL') {
         this.quota.diskFull = true;
         this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be preallocated; appends continue until the current segment is full: ${err.message}`);
@@ -779,13 +847,11 @@ export class FileJournal implements Journal {
       this.quota.diskFull = false;
       this.updateBackpressure();
     }
-    return fin;
+    return path;
   }
 
-  private background = new Set<Promise<unknown>>();
-
   private async takeSpare(): Promise<string> {
-    const p = this.spare ?? this.createSpare();
+    const p = this.spare ?? this.makeSpare();
     this.spare = undefined;
     return await p;
   }
@@ -853,19 +919,12 @@ export class FileJournal implements Journal {
     let deleted = 0;
     let freed = 0;
     // Oldest first, and only a prefix: the oldest segment left always starts
-    // where the deleted ones ended (its header holds that chain state).
+    // where the deleted ones ended (its header holds that chain state, and
+    // its first entry the latest state as of then).
     while (this.compactable()) {
-      const s = this.segments[0];
-      const size = await stat(s.path).then((x) => x.size, () => 0);
-      try {
-        await unlink(s.path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, 'delete committed segment', s.path);
-      }
+      freed += await deleteSegment(this.dir, this.segments[0]);
       this.segments.shift();
-      await unlink(join(this.dir, indexName(s.id))).catch(() => {});
       deleted++;
-      freed += size;
     }
     if (deleted) {
       await fsyncDir(this.dir);
@@ -902,59 +961,16 @@ export class FileJournal implements Journal {
 
   records(fromSeq: number, toSeq?: number): AsyncIterable<StoredRecord> {
     this.assertOpen();
-    return this.recordsGen(fromSeq, toSeq);
-  }
-
-  private async *recordsGen(fromSeq: number, toSeq: number | undefined): AsyncGenerator<StoredRecord> {
-    const to = Math.min(toSeq ?? Infinity, this.durable().nextSeq - 1);
-    let seq = Math.max(1, fromSeq);
-    for (const s of [...this.segments]) {
-      if (seq > to) return;
-      if (s.lastSeq === 0 || s.lastSeq < seq) continue;
-      const i = s.records.floorIndex(seq);
-      const off = i < 0 ? s.dataStart : s.records.offs[i];
-      let cur = i < 0 ? s.firstSeq : s.records.keys[i];
-      for await (const f of readFrames(s.path, off, s.end)) {
-        if (f.type !== EntryType.RECORD) continue;
-        if (cur > to) return;
-        if (cur >= seq) {
-          yield { seq: cur, bytes: new Uint8Array(f.payload) };
-          seq = cur + 1;
-        }
-        cur++;
-      }
-    }
+    return readRecords([...this.segments], fromSeq, Math.min(toSeq ?? Infinity, this.durable().nextSeq - 1));
   }
 
   unreceiptedBatches(fromBatchSeq = 1): AsyncIterable<StoredBatch> {
     this.assertOpen();
-    return this.batchesGen(Math.max(fromBatchSeq, this.durable().committedThrough + 1), this.durable().nextBatchSeq - 1, true);
+    return this.batches(Math.max(fromBatchSeq, this.durable().committedThrough + 1), this.durable().nextBatchSeq - 1, true);
   }
 
-  private async *batchesGen(from: number, to: number, unreceiptedOnly: boolean): AsyncGenerator<StoredBatch> {
-    let b = Math.max(1, from);
-    for (const s of [...this.segments]) {
-      if (b > to) return;
-      if (s.lastBatch === 0 || s.lastBatch < b) continue;
-      const i = s.batches.floorIndex(b);
-      const off = i < 0 ? s.dataStart : s.batches.offs[i];
-      let cur = i < 0 ? s.firstBatch : s.batches.keys[i];
-      for await (const f of readFrames(s.path, off, s.end)) {
-        if (f.type !== EntryType.BATCH) continue;
-        if (cur > to) return;
-        if (cur >= b) {
-          b = cur + 1;
-          const committed = isCommitted(this.durable(), cur);
-          if (!unreceiptedOnly || !committed) {
-            const sign1 = new Uint8Array(f.payload);
-            const h = batchHeaderOfSign1(sign1);
-            this.rememberBatch(h.batchSeq, h.firstSeq + h.count - 1);
-            yield { batchSeq: cur, firstSeq: h.firstSeq, count: h.count, sign1, committed };
-          }
-        }
-        cur++;
-      }
-    }
+  private batches(from: number, to: number, unreceiptedOnly: boolean): AsyncIterable<StoredBatch> {
+    return readBatches([...this.segments], from, to, (b) => isCommitted(this.durable(), b), unreceiptedOnly, (b, l) => this.rememberBatch(b, l));
   }
 
   async getRecord(seq: number): Promise<Uint8Array | undefined> {
@@ -964,21 +980,13 @@ export class FileJournal implements Journal {
 
   async getBatch(batchSeq: number): Promise<StoredBatch | undefined> {
     this.assertOpen();
-    for await (const b of this.batchesGen(batchSeq, Math.min(batchSeq, this.durable().nextBatchSeq - 1), false)) return b;
+    for await (const b of this.batches(batchSeq, Math.min(batchSeq, this.durable().nextBatchSeq - 1), false)) return b;
     return undefined;
   }
 
   async getReceipt(batchSeq: number): Promise<Uint8Array | undefined> {
     this.assertOpen();
-    for (const s of [...this.segments]) {
-      if (s.minCommit === 0 || batchSeq < s.minCommit || batchSeq > s.maxCommit) continue;
-      for await (const f of readFrames(s.path, s.dataStart, s.end)) {
-        if (f.type !== EntryType.COMMIT) continue;
-        const c = readCommit(f.payload);
-        if (c.batchSeq === batchSeq) return new Uint8Array(c.receipt);
-      }
-    }
-    return undefined;
+    return readReceipt([...this.segments], batchSeq);
   }
 
   private rememberBatch(batchSeq: number, lastSeq: number): void {
@@ -987,41 +995,13 @@ export class FileJournal implements Journal {
   }
 
   /**
-   * Scans every segment in full (CRCs and chain), for an operator's check or
-   * after a CORRUPT error. Returns the problems found; an empty list is a
+   * Scans every segment in full (CRCs, chain, units), for an operator's check
+   * or after a CORRUPT error. Returns the problems found; an empty list is a
    * healthy journal.
    */
-  async verify(): Promise<Array<{ path: string; offset: number; problem: string }>> {
+  async verify(): Promise<Problem[]> {
     this.assertOpen();
-    const problems: Array<{ path: string; offset: number; problem: string }> = [];
-    const headBuf = Buffer.allocUnsafe(MAX_HEADER_BYTES);
-    for (const seg of [...this.segments]) {
-      let fh: FileHandle;
-      try {
-        fh = await open(seg.path, 'r');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw fsError(e, 'open', seg.path);
-      }
-      try {
-        const end = seg.end;
-        const h = decodeSegmentHeader(await readAt(fh, headBuf, MAX_HEADER_BYTES, 0), seg.path);
-        const s = new SegmentSummary(h.id, h.nonce, h.dataStart, h.base, seg.path);
-        try {
-          const out = await scanSegment(fh, s, this.deviceId, h.dataStart, end);
-          if (out.end < end) problems.push({ path: seg.path, offset: out.end, problem: out.why });
-          else if (seg !== this.active) {
-            const nz = await nonZeroExtent(fh, end, (await fh.stat()).size, 0);
-            if (nz.beyond) problems.push({ path: seg.path, offset: nz.beyondAt, problem: 'non-zero bytes after the end of a sealed segment' });
-          }
-        } catch (e) {
-          problems.push({ path: seg.path, offset: (e as JournalError).offset ?? -1, problem: (e as Error).message });
-        }
-      } finally {
-        await fh.close();
-      }
-    }
-    return problems;
+    return verifySegments([...this.segments], this.active, this.deviceId);
   }
 
   // ------------------------------------------------------------ state, metrics, events
@@ -1103,7 +1083,7 @@ export class FileJournal implements Journal {
       fsyncs_total: this.m.fsyncs,
       fsync_seconds_total: this.m.fsyncSeconds,
       group_entries_total: this.m.groupEntries,
-      pending_bytes: this.queueBytes,
+      pending_bytes: this.q.bytes,
       backlog_bytes: this.durableUsedBytes(),
       backlog_records: backlogRecords,
       backlog_unbatched_records: lastSeq - st.batchedThroughSeq,
@@ -1122,6 +1102,10 @@ export class FileJournal implements Journal {
       checkpoint_errors_total: this.m.checkpointErrors,
       recovery_ms: this.report?.ms ?? 0,
       recovery_dropped_bytes: this.report?.dropped?.bytes ?? 0,
+      units_appended_total: this.m.units,
+      state_entries_total: this.m.stateEntries,
+      state_bytes_total: this.m.stateBytes,
+      last_state_bytes: this.durableStateBlob?.length ?? 0,
     };
   }
 

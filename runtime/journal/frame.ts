@@ -8,8 +8,15 @@
 // segments are preallocated with zeros, and no real entry has an empty payload.
 // Payloads are the exact bytes received (record CBOR, batch COSE_Sign1), never
 // re-encoded: hashes are taken over them (ARCHITECTURE §4).
+//
+// Units (appendUnit): zero or more UNIT_RECORD entries closed by one STATE
+// entry, always written in one group commit. A UNIT_RECORD is a record like
+// any other for the readers; what its type adds is "the unit is not whole
+// until its STATE entry follows", so recovery can drop a unit torn at the tail
+// as one piece.
 import { crc32c } from '../../protocol/crc32c.js';
 import { MAX_RECEIPT_BYTES, MAX_RECORD_BYTES, MAX_SIGN1_BYTES } from '../../protocol/limits.js';
+import { MAX_STATE_BYTES } from './journal.js';
 
 export const EntryType = {
   /** payload = the record's CBOR bytes (§4.1) */
@@ -18,6 +25,10 @@ export const EntryType = {
   BATCH: 2,
   /** payload = batch_seq u64 LE | last record seq of that batch u64 LE | receipt bytes (§4.4) */
   COMMIT: 3,
+  /** payload = the opaque state blob of a unit (appendUnit), 1..MAX_STATE_BYTES; closes the unit */
+  STATE: 4,
+  /** payload = the record's CBOR bytes, inside a unit: a STATE entry must follow the unit's records */
+  UNIT_RECORD: 5,
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -26,12 +37,20 @@ export const FRAME_OVERHEAD = 9;
 export const COMMIT_FIXED = 16;
 
 /** Largest payload any entry type may have; a larger length is damage. */
-export const MAX_PAYLOAD = Math.max(MAX_RECORD_BYTES, MAX_SIGN1_BYTES, COMMIT_FIXED + MAX_RECEIPT_BYTES);
+export const MAX_PAYLOAD = Math.max(MAX_RECORD_BYTES, MAX_SIGN1_BYTES, COMMIT_FIXED + MAX_RECEIPT_BYTES, MAX_STATE_BYTES);
+
+/** Record entries, inside a unit or not: what the record readers return. */
+export function isRecordEntry(type: number): boolean {
+  return type === EntryType.RECORD || type === EntryType.UNIT_RECORD;
+}
 
 export function maxPayloadOf(type: number): number {
   switch (type) {
     case EntryType.RECORD:
+    case EntryType.UNIT_RECORD:
       return MAX_RECORD_BYTES;
+    case EntryType.STATE:
+      return MAX_STATE_BYTES;
     case EntryType.BATCH:
       return MAX_SIGN1_BYTES;
     case EntryType.COMMIT:

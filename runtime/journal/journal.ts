@@ -4,7 +4,11 @@
 // implement it; test/runtime/journal-conformance.ts holds the one suite both pass.
 //
 // One journal holds one device stream: the records, batches and commit marks
-// of one device_id, in the order they were appended.
+// of one device_id, in the order they were appended, and the pipeline's state
+// blob of its last unit (appendUnit).
+
+/** Max bytes of one state blob (appendUnit). */
+export const MAX_STATE_BYTES = 64 * 1024;
 
 export interface JournalHead {
   /** The seq the next record must carry. */
@@ -62,6 +66,12 @@ export interface DroppedTail {
   /** The last record seq and batch_seq kept. */
   keptThroughSeq: number;
   keptThroughBatchSeq: number;
+  /**
+   * The drop started at a unit (appendUnit) whose STATE entry was missing:
+   * the whole unit went, records included (it was in the last, unsynced
+   * group, so none of it had been acknowledged).
+   */
+  tornUnit: { firstSeq: number; records: number } | undefined;
 }
 
 export interface RecoveryReport {
@@ -137,6 +147,13 @@ export interface JournalMetrics {
   checkpoint_errors_total: number;
   recovery_ms: number;
   recovery_dropped_bytes: number;
+  /** Units made durable by appendUnit. */
+  units_appended_total: number;
+  /** STATE entries written: one per unit, plus the copies carried to the start of each new segment. */
+  state_entries_total: number;
+  state_bytes_total: number;
+  /** Size of the state blob lastState() returns (0 when none). */
+  last_state_bytes: number;
 }
 
 export type JournalEvent =
@@ -160,10 +177,32 @@ export interface Journal {
   /**
    * Appends a record (its exact CBOR bytes). Resolves after the fsync that
    * covers it (group commit) — acknowledge upstream only then (invariant 1).
-   * Rejects with JournalError: CHAIN (seq/prev/device wrong), QUOTA,
-   * DISK_FULL, READ_ONLY, IO, CLOSED; nothing is then durable.
+   * `hash`, when given, is SHA-256(bytes) as the caller already computed it
+   * (for the next record's `prev`), so the journal does not hash again; it
+   * must be right (see docs/JOURNAL.md "Caller hashes"; option verifyHashes
+   * checks every one). Rejects with JournalError: CHAIN (seq/prev/device
+   * wrong), QUOTA, DISK_FULL, READ_ONLY, IO, CLOSED; nothing is then durable.
    */
-  appendRecord(bytes: Uint8Array): Promise<{ seq: number }>;
+  appendRecord(bytes: Uint8Array, hash?: Uint8Array): Promise<{ seq: number }>;
+  /**
+   * Appends `records` (exact CBOR bytes, continuing the chain like
+   * appendRecord, possibly none) followed by `state` (opaque bytes,
+   * 1..MAX_STATE_BYTES, never published, never returned by the record/batch
+   * readers) as ONE atomic unit: after any crash, recovery keeps either all of
+   * it or none of it. Resolves after the fsync covering the whole unit, with
+   * the unit's record range (firstSeq = lastSeq + 1 when it has none).
+   * `hashes`, when given, are the records' SHA-256 (one 32-byte array per
+   * record) as computed by the caller. Rejects with JournalError (CHAIN,
+   * QUOTA, DISK_FULL, READ_ONLY, IO, CLOSED, and TOO_LARGE when the unit
+   * cannot fit in one group commit); then nothing of the unit is durable and
+   * head() rolls back as for records. Units count against the quota like
+   * records, a state-only unit included.
+   */
+  appendUnit(records: Uint8Array[], state: Uint8Array, hashes?: Uint8Array[]): Promise<{ firstSeq: number; lastSeq: number }>;
+  /** The state blob of the last durable unit (a copy), or undefined if none was ever written. Available right after open(). */
+  lastState(): Uint8Array | undefined;
+  /** Largest unit appendUnit accepts: its records and state framed, in bytes. */
+  readonly maxUnitBytes: number;
   /** Appends a signed batch (COSE_Sign1 bytes) over the next unbatched records. */
   appendBatch(sign1: Uint8Array): Promise<{ batchSeq: number; firstSeq: number; count: number }>;
   /**

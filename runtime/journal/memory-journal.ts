@@ -6,6 +6,10 @@
 //
 // A MemoryStore stands in for the disk: hand the same store to a new
 // MemoryJournal to "reopen" it.
+//
+// Unlike FileJournal (which trusts them for speed), it checks every record
+// hash a caller passes by default (verifyHashes): the pipeline's unit tests
+// run on it, and a caller handing the wrong hash is the bug they should catch.
 import { batchHeaderOfSign1 } from '../../protocol/batch.js';
 import { sha256 } from '../../protocol/bytes.js';
 import { abytes } from '../../protocol/errors.js';
@@ -17,6 +21,7 @@ import { JournalError } from './errors.js';
 import { FRAME_OVERHEAD, COMMIT_FIXED } from './frame.js';
 import type { Backpressure, CompactResult, Journal, JournalEvent, JournalHead, JournalMetrics, JournalStats, RecoveryReport, StoredBatch, StoredRecord } from './journal.js';
 import { readRecordHead } from './record-head.js';
+import { checkHashShape, inUnit, unitSize, wrongHash } from './unit.js';
 
 export class MemoryStore {
   records: Uint8Array[] = [];
@@ -26,6 +31,8 @@ export class MemoryStore {
   firstBatch = 1;
   receipts = new Map<number, Uint8Array>();
   state: ChainState = genesisState();
+  /** The state blob of the last unit (only the latest is kept, as FileJournal keeps only the latest in reach). */
+  lastState: Uint8Array | undefined;
   usedBytes = 0;
   inUse = false;
 }
@@ -35,6 +42,10 @@ export interface MemoryJournalOptions extends QuotaOptions {
   /** Quota in bytes of stored entries, counted as framed on disk (default 64 MiB). */
   maxBytes?: number;
   store?: MemoryStore;
+  /** Largest unit, framed as FileJournal frames it (default 4 MiB, FileJournal's default group bound). */
+  maxUnitBytes?: number;
+  /** Check every hash a caller passes against the record's bytes (default true). */
+  verifyHashes?: boolean;
 }
 
 interface Item {
@@ -46,6 +57,8 @@ interface Item {
 export class MemoryJournal implements Journal {
   readonly store: MemoryStore;
   readonly deviceId: string;
+  readonly maxUnitBytes: number;
+  readonly verifyHashes: boolean;
   private readonly quota: Quota;
   private life: 'new' | 'open' | 'closed' = 'new';
   private tip: ChainState = genesisState();
@@ -54,13 +67,17 @@ export class MemoryJournal implements Journal {
   private flushScheduled = false;
   private listeners = new Set<(e: JournalEvent) => void>();
   private report: RecoveryReport | undefined;
-  private m = { records: 0, batches: 0, commits: 0, refused: 0, bytes: 0, fsyncs: 0, groupEntries: 0 };
+  /** Framed size of the tip's state blob: only the latest state takes space. */
+  private tipStateFramed = 0;
+  private m = { records: 0, batches: 0, commits: 0, units: 0, stateBytes: 0, refused: 0, bytes: 0, fsyncs: 0, groupEntries: 0 };
 
   constructor(o: MemoryJournalOptions) {
     if (typeof o?.deviceId !== 'string' || !DEVICE_ID_RE.test(o.deviceId)) throw new JournalError('CONFIG', 'journal.deviceId: must match [a-z0-9][a-z0-9_-]{0,63}', { field: 'journal.deviceId' });
     this.deviceId = o.deviceId;
     this.store = o.store ?? new MemoryStore();
     this.quota = new Quota(o.maxBytes ?? 64 << 20, o);
+    this.maxUnitBytes = o.maxUnitBytes ?? 4 << 20;
+    this.verifyHashes = o.verifyHashes ?? true;
   }
 
   async open(): Promise<void> {
@@ -69,6 +86,7 @@ export class MemoryJournal implements Journal {
     this.store.inUse = true;
     this.tip = cloneState(this.store.state);
     this.tipUsed = this.store.usedBytes;
+    this.tipStateFramed = this.store.lastState ? FRAME_OVERHEAD + this.store.lastState.length : 0;
     this.life = 'open';
     this.report = { ms: 0, clean: true, usedCheckpoint: false, segments: 0, segmentsRescanned: 0, bytesScanned: 0, entriesScanned: 0, dropped: undefined };
     this.emit({ type: 'recovered', report: this.report });
@@ -134,20 +152,20 @@ export class MemoryJournal implements Journal {
     for (const it of items) (it.resolve as (v: unknown) => void)(it.result);
   }
 
-  appendRecord(bytes: Uint8Array): Promise<{ seq: number }> {
+  appendRecord(bytes: Uint8Array, hash?: Uint8Array): Promise<{ seq: number }> {
     try {
       this.assertOpen();
       const h = readRecordHead(bytes);
       checkRecord(this.tip, h, this.deviceId);
+      const hashed = this.hashOf(bytes, hash, h.seq, 'record.hash');
       this.reserve(FRAME_OVERHEAD + bytes.length, true);
-      const hash = recordHash(bytes);
-      applyRecord(this.tip, h.seq, hash);
+      applyRecord(this.tip, h.seq, hashed);
       const copy = new Uint8Array(bytes);
       return this.enqueue(
         FRAME_OVERHEAD + bytes.length,
         () => {
           this.store.records.push(copy);
-          applyRecord(this.store.state, h.seq, hash);
+          applyRecord(this.store.state, h.seq, hashed);
           this.m.records++;
         },
         { seq: h.seq },
@@ -155,6 +173,68 @@ export class MemoryJournal implements Journal {
     } catch (e) {
       return this.refuse(e);
     }
+  }
+
+  appendUnit(records: Uint8Array[], state: Uint8Array, hashes?: Uint8Array[]): Promise<{ firstSeq: number; lastSeq: number }> {
+    try {
+      this.assertOpen();
+      const size = unitSize(records, state, hashes, this.maxUnitBytes);
+      // The whole unit is checked before anything changes: all of it or none.
+      const run = cloneState(this.tip);
+      const first = run.nextSeq;
+      const seqHashes: Uint8Array[] = [];
+      for (let i = 0; i < records.length; i++) {
+        try {
+          const h = readRecordHead(records[i]);
+          checkRecord(run, h, this.deviceId);
+          const hashed = this.hashOf(records[i], hashes?.[i], h.seq, `unit.hashes[${i}]`);
+          applyRecord(run, h.seq, hashed);
+          seqHashes.push(hashed);
+        } catch (e) {
+          throw inUnit(e, i);
+        }
+      }
+      const stateFramed = FRAME_OVERHEAD + state.length;
+      // Replacing the state frees the old one's space.
+      this.reserve(size - this.tipStateFramed, true);
+      this.tipStateFramed = stateFramed;
+      this.tip.nextSeq = run.nextSeq;
+      this.tip.lastRecordHash = run.lastRecordHash;
+      const copies = records.map((r) => new Uint8Array(r));
+      const blob = new Uint8Array(state);
+      const last = first + records.length - 1;
+      return this.enqueue(
+        size,
+        () => {
+          const s = this.store;
+          s.records.push(...copies);
+          if (copies.length) applyRecord(s.state, last, seqHashes[seqHashes.length - 1]);
+          s.usedBytes -= s.lastState ? FRAME_OVERHEAD + s.lastState.length : 0;
+          s.lastState = blob;
+          this.m.records += copies.length;
+          this.m.units++;
+          this.m.stateBytes += blob.length;
+        },
+        { firstSeq: first, lastSeq: last },
+      );
+    } catch (e) {
+      return this.refuse(e);
+    }
+  }
+
+  lastState(): Uint8Array | undefined {
+    return this.store.lastState ? new Uint8Array(this.store.lastState) : undefined;
+  }
+
+  /** The record's hash: the caller's (checked unless verifyHashes is off) or computed. */
+  private hashOf(bytes: Uint8Array, given: Uint8Array | undefined, seq: number, field: string): Uint8Array {
+    if (given === undefined) return recordHash(bytes);
+    checkHashShape(given, field);
+    if (this.verifyHashes) {
+      const actual = recordHash(bytes);
+      if (!Buffer.from(actual).equals(Buffer.from(given))) throw wrongHash(field, seq, given, actual);
+    }
+    return new Uint8Array(given);
   }
 
   appendBatch(sign1: Uint8Array): Promise<{ batchSeq: number; firstSeq: number; count: number }> {
@@ -343,6 +423,10 @@ export class MemoryJournal implements Journal {
       checkpoint_errors_total: 0,
       recovery_ms: 0,
       recovery_dropped_bytes: 0,
+      units_appended_total: this.m.units,
+      state_entries_total: this.m.units,
+      state_bytes_total: this.m.stateBytes,
+      last_state_bytes: this.store.lastState?.length ?? 0,
     };
   }
 

@@ -14,6 +14,11 @@ const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
 export const recordHashLatin1: (bytes: Uint8Array) => string =
   typeof oneShot === 'function' ? (b) => oneShot('sha256', b, 'binary') : (b) => crypto.createHash('sha256').update(b).digest('binary');
 
+/** Writes the 32 chars of a latin1 hash string into `dst` (no allocation: the append hot path). */
+export function latin1Into(dst: Uint8Array, s: string): void {
+  for (let i = 0; i < 32; i++) dst[i] = s.charCodeAt(i);
+}
+
 export function latin1ToBytes(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'));
 }

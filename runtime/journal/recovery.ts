@@ -10,13 +10,21 @@
 // only lie within maxGroupBytes of the first bad frame. Damage with non-zero
 // data beyond that window is not a torn write: it is corruption of durable
 // entries, and open() fails loudly rather than skip it (invariant 1).
+//
+// A unit (appendUnit) is written in one group, so a unit whose STATE entry is
+// missing at the tail was in that last, unsynced group: none of it was
+// acknowledged, and it is dropped whole (the report says so). The latest state
+// is then read from where the summaries say it is (every segment starts with
+// a copy of the state before it), so open never rescans for it.
 import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { equalBytes } from '../../protocol/bytes.js';
 import { genesisState, sameState, describeState, type ChainState } from './chain-state.js';
 import { readCheckpoint, readIndex, writeIndex } from './checkpoint.js';
 import { JournalError, fsError } from './errors.js';
+import { checkFrame, EntryType, FRAME_HEAD, FRAME_OVERHEAD } from './frame.js';
 import { fsyncDir, readAt, writeAll, zeroFill } from './fs-util.js';
+import type { Preallocator } from './preallocate.js';
 import type { DroppedTail, RecoveryReport } from './journal.js';
 import { nonZeroExtent, scanSegment } from './scan.js';
 import { decodeSegmentHeader, encodeSegmentHeader, MAX_HEADER_BYTES, newNonce, parseSegmentName, segmentName } from './segment-header.js';
@@ -28,7 +36,8 @@ export interface RecoveryConfig {
   dir: string;
   deviceId: string;
   readOnly: boolean;
-  preallocate: boolean;
+  /** How segment files get their blocks; undefined: they grow as they fill. */
+  preallocate: Preallocator | undefined;
   segmentBytes: number;
   maxGroupBytes: number;
 }
@@ -40,17 +49,19 @@ export interface Recovered {
   report: RecoveryReport;
   /** A preallocated spare segment left by the previous run, ready to use. */
   spareReady: boolean;
+  /** The state blob of the last durable unit (a copy), if any. */
+  lastState: Uint8Array | undefined;
 }
 
 /** Creates segment `id` with `base` as `name.tmp`, preallocated, fsync'd, renamed into place, directory fsync'd. */
-export async function createSegmentFile(dir: string, id: number, deviceId: string, base: ChainState, sizeBytes: number, preallocate: boolean): Promise<void> {
+export async function createSegmentFile(dir: string, id: number, deviceId: string, base: ChainState, sizeBytes: number, prealloc: Preallocator | undefined): Promise<void> {
   const final = join(dir, segmentName(id));
   const tmp = `${final}.tmp`;
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, 'w');
     const header = encodeSegmentHeader({ id, nonce: newNonce(), deviceId, createdMs: Date.now(), base });
-    if (preallocate) await zeroFill(fh, header.length, sizeBytes);
+    if (prealloc) await prealloc.allocate(fh, tmp, header.length, sizeBytes);
     await writeAll(fh, [header], 0);
     await fh.datasync();
     await fh.close();
@@ -62,6 +73,16 @@ export async function createSegmentFile(dir: string, id: number, deviceId: strin
     throw fsError(e, 'create segment', final);
   }
   await fsyncDir(dir);
+}
+
+/** Reads the STATE entry a summary points at (a copy of its payload); damage there is CORRUPT. */
+async function readStateEntry(fh: FileHandle, path: string, at: number, len: number): Promise<Uint8Array> {
+  const size = FRAME_OVERHEAD + len;
+  const buf = await readAt(fh, Buffer.allocUnsafe(size), size, at);
+  const f = checkFrame(buf, 0, buf.length);
+  if (!f.ok || f.type !== EntryType.STATE || f.len !== len)
+    throw new JournalError('CORRUPT', `${path} at offset ${at}: the latest state entry is damaged (${f.ok ? `a type ${f.type} entry of ${f.len} bytes` : f.why}); it will not be skipped. Copy the journal directory for analysis; run verify() to list the damage`, { path, offset: at });
+  return new Uint8Array(buf.subarray(FRAME_HEAD, FRAME_HEAD + len));
 }
 
 export async function recover(c: RecoveryConfig): Promise<Recovered> {
@@ -87,7 +108,7 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
   if (ids.length === 0) {
     if (c.readOnly) {
       report.ms = performance.now() - t0;
-      return { segments: [], activeFh: undefined, report, spareReady: false };
+      return { segments: [], activeFh: undefined, report, spareReady: false, lastState: undefined };
     }
     await createSegmentFile(c.dir, 1, c.deviceId, genesisState(), c.segmentBytes, c.preallocate);
     ids = [1];
@@ -141,7 +162,7 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
         const out = await scanSegment(fh, s, c.deviceId, from, size);
         report.bytesScanned += out.end - from;
         report.entriesScanned += out.entries;
-        const cleanEnd = last && clean && out.stop === 'end' && out.end === from;
+        const cleanEnd = last && clean && out.stop === 'end' && out.end === from && !out.tornUnit;
         if (out.stop !== 'eof' && !cleanEnd) {
           const window = last ? c.maxGroupBytes : 0;
           const nz = await nonZeroExtent(fh, out.end, size, window);
@@ -153,7 +174,8 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
               { path, offset: out.end },
             );
           if (nz.dirtyEnd > out.end || out.stop === 'damage') {
-            const dropped: DroppedTail = { path, offset: out.end, bytes: Math.max(nz.dirtyEnd, out.end) - out.end, reason: what, keptThroughSeq: s.endState.nextSeq - 1, keptThroughBatchSeq: s.endState.nextBatchSeq - 1 };
+            const tornUnit = out.tornUnit ? { firstSeq: out.tornUnit.firstSeq, records: out.tornUnit.records } : undefined;
+            const dropped: DroppedTail = { path, offset: out.end, bytes: Math.max(nz.dirtyEnd, out.end) - out.end, reason: what, keptThroughSeq: s.endState.nextSeq - 1, keptThroughBatchSeq: s.endState.nextBatchSeq - 1, tornUnit };
             report.dropped = dropped;
             if (!c.readOnly) {
               // Zero the torn bytes (or cut them off) so they can never be read as entries later.
@@ -179,7 +201,25 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
       if (!keep) await fh.close().catch(() => {});
     }
   }
+  // The latest state: in the last segment that holds one (the active one,
+  // once any state exists: rollover carries it forward).
+  let lastState: Uint8Array | undefined;
+  for (let i = segments.length - 1; i >= 0 && !lastState; i--) {
+    const s = segments[i];
+    if (!s.stateAt) continue;
+    const fh = i === segments.length - 1 && activeFh ? activeFh : await open(s.path, 'r').catch((e) => {
+      throw fsError(e, 'open', s.path);
+    });
+    try {
+      lastState = await readStateEntry(fh, s.path, s.stateAt, s.stateLen);
+    } catch (e) {
+      await activeFh?.close().catch(() => {});
+      throw e;
+    } finally {
+      if (fh !== activeFh) await fh.close().catch(() => {});
+    }
+  }
   report.segments = segments.length;
   report.ms = performance.now() - t0;
-  return { segments, activeFh, report, spareReady };
+  return { segments, activeFh, report, spareReady, lastState };
 }

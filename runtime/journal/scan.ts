@@ -4,15 +4,20 @@
 // The scan stops at the end marker, at the end of the file, or at the first
 // damaged frame; what damage means (a torn tail, or corruption) is decided by
 // the caller, which knows where the durable data must end.
+//
+// Units (UNIT_RECORD entries closed by a STATE entry) are all or nothing: a
+// scan that stops after some of a unit's records but before its STATE entry
+// puts the summary back to where the unit started and reports the unit as
+// torn, so the caller drops it whole.
 import type { FileHandle } from 'node:fs/promises';
 import { batchHeaderOfSign1 } from '../../protocol/batch.js';
 import { sha256 } from '../../protocol/bytes.js';
 import { applyBatch, applyCommit, applyRecord, checkBatch, checkRecord } from './chain-state.js';
 import { JournalError } from './errors.js';
-import { checkFrame, EntryType, FRAME_HEAD, readCommit } from './frame.js';
+import { checkFrame, EntryType, FRAME_HEAD, isRecordEntry, readCommit } from './frame.js';
 import { readRecordHead } from './record-head.js';
 import { isZero, readAt } from './fs-util.js';
-import type { SegmentSummary } from './segment-summary.js';
+import type { SegmentSummary, UnitMark } from './segment-summary.js';
 
 export interface ScanOutcome {
   /** Offset just after the last whole, valid entry. */
@@ -21,7 +26,11 @@ export interface ScanOutcome {
   stop: 'end' | 'eof' | 'damage';
   why: string;
   entries: number;
+  /** The scan stopped inside a unit: its records (from `offset`) were taken back out of the summary; `end` is `offset`. */
+  tornUnit?: { offset: number; firstSeq: number; records: number };
 }
+
+const ENTRY_NAMES = ['', 'record', 'batch', 'commit mark', 'state', 'unit record'];
 
 const CHUNK = 1 << 20;
 
@@ -33,7 +42,7 @@ export function applyEntry(s: SegmentSummary, deviceId: string, type: number, pa
     return new JournalError(e instanceof JournalError && e.kind !== 'NOT_FOUND' ? e.kind : 'CORRUPT', `${s.path} at offset ${off}: a stored entry with a valid CRC breaks the chain (${msg}); the journal was written by something else or tampered with — it will not be skipped. Copy the directory for analysis`, { path: s.path, offset: off, cause: e });
   };
   try {
-    if (type === EntryType.RECORD) {
+    if (isRecordEntry(type)) {
       const h = readRecordHead(payload);
       checkRecord(st, h, deviceId);
       applyRecord(st, h.seq, sha256(payload));
@@ -43,6 +52,8 @@ export function applyEntry(s: SegmentSummary, deviceId: string, type: number, pa
       checkBatch(st, h, deviceId);
       applyBatch(st, h, sha256(payload));
       s.noteBatch(h.batchSeq, off);
+    } else if (type === EntryType.STATE) {
+      s.noteState(off, payload.length);
     } else {
       const c = readCommit(payload);
       if (c.batchSeq < 1 || c.batchSeq >= st.nextBatchSeq) throw new Error(`commit mark for batch ${c.batchSeq}, but the last batch is ${st.nextBatchSeq - 1}`);
@@ -74,11 +85,24 @@ export async function scanSegment(fh: FileHandle, s: SegmentSummary, deviceId: s
     return got.length > 0;
   };
   await refill();
+  let unit: { at: number; mark: UnitMark; firstSeq: number; records: number } | undefined;
+  const stop = (o: ScanOutcome): ScanOutcome => {
+    if (!unit) return o;
+    s.restoreUnit(unit.mark);
+    const torn = `a unit of ${unit.records} record${unit.records === 1 ? '' : 's'} from seq ${unit.firstSeq} without its state entry (torn), then ${o.why}`;
+    return { ...o, end: unit.at, stop: 'damage', why: torn, tornUnit: { offset: unit.at, firstSeq: unit.firstSeq, records: unit.records } };
+  };
   for (;;) {
     const r = checkFrame(buf, p, valid);
     if (r.ok) {
       const off = bufPos + p;
+      if (r.type === EntryType.UNIT_RECORD) {
+        unit ??= { at: off, mark: s.saveBeforeUnit(), firstSeq: s.endState.nextSeq, records: 0 };
+        unit.records++;
+      } else if (unit && r.type !== EntryType.STATE)
+        throw new JournalError('CORRUPT', `${s.path} at offset ${off}: the unit of ${unit.records} records from offset ${unit.at} is followed by a ${ENTRY_NAMES[r.type]} entry instead of its state entry, which the journal never writes; the file was written by something else or tampered with — it will not be skipped. Copy the directory for analysis`, { path: s.path, offset: off });
       applyEntry(s, deviceId, r.type, buf.subarray(p + FRAME_HEAD, p + FRAME_HEAD + r.len), off);
+      if (r.type === EntryType.STATE) unit = undefined;
       p += r.size;
       s.end = bufPos + p;
       entries++;
@@ -87,12 +111,12 @@ export async function scanSegment(fh: FileHandle, s: SegmentSummary, deviceId: s
     if (r.why === 'short' && bufPos + valid < fileSize && (await refill())) continue;
     if (r.why === 'short') {
       // The file ends here or inside a frame.
-      if (p === valid) return { end: s.end, stop: 'eof', why: 'end of file', entries };
-      if (valid - p < FRAME_HEAD && isZero(buf, p, valid)) return { end: s.end, stop: 'end', why: 'end marker', entries };
-      return { end: s.end, stop: 'damage', why: 'a frame runs past the end of the file', entries };
+      if (p === valid) return stop({ end: s.end, stop: 'eof', why: 'end of file', entries });
+      if (valid - p < FRAME_HEAD && isZero(buf, p, valid)) return stop({ end: s.end, stop: 'end', why: 'end marker', entries });
+      return stop({ end: s.end, stop: 'damage', why: 'a frame runs past the end of the file', entries });
     }
-    if (r.why === 'end') return { end: s.end, stop: 'end', why: 'end marker', entries };
-    return { end: s.end, stop: 'damage', why: r.why === 'crc' ? 'CRC-32C mismatch' : r.why === 'type' ? 'unknown entry type' : 'impossible entry length', entries };
+    if (r.why === 'end') return stop({ end: s.end, stop: 'end', why: 'end marker', entries });
+    return stop({ end: s.end, stop: 'damage', why: r.why === 'crc' ? 'CRC-32C mismatch' : r.why === 'type' ? 'unknown entry type' : 'impossible entry length', entries });
   }
 }
 

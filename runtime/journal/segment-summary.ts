@@ -84,6 +84,15 @@ export class SparseIndex {
   }
 }
 
+export interface UnitMark {
+  end: number;
+  firstSeq: number;
+  lastSeq: number;
+  samples: number;
+  nextSeq: number;
+  lastRecordHash: Uint8Array;
+}
+
 export class SegmentSummary {
   /** Durable end: entries occupy [dataStart, end). */
   end: number;
@@ -97,6 +106,9 @@ export class SegmentSummary {
   maxCommit = 0;
   records = new SparseIndex();
   batches = new SparseIndex();
+  /** The last STATE entry in this segment: frame offset and payload length (0 = none). */
+  stateAt = 0;
+  stateLen = 0;
   /** Chain state at `end`. */
   endState: ChainState;
 
@@ -123,6 +135,25 @@ export class SegmentSummary {
     this.batches.note(batchSeq, off);
   }
 
+  noteState(off: number, len: number): void {
+    this.stateAt = off;
+    this.stateLen = len;
+  }
+
+  /** What a unit's records change here, to put back if the unit turns out torn (recovery). */
+  saveBeforeUnit(): UnitMark {
+    return { end: this.end, firstSeq: this.firstSeq, lastSeq: this.lastSeq, samples: this.records.n, nextSeq: this.endState.nextSeq, lastRecordHash: this.endState.lastRecordHash };
+  }
+
+  restoreUnit(m: UnitMark): void {
+    this.end = m.end;
+    this.firstSeq = m.firstSeq;
+    this.lastSeq = m.lastSeq;
+    this.records.n = m.samples;
+    this.endState.nextSeq = m.nextSeq;
+    this.endState.lastRecordHash = m.lastRecordHash;
+  }
+
   noteCommit(batchSeq: number): void {
     if (this.minCommit === 0 || batchSeq < this.minCommit) this.minCommit = batchSeq;
     if (batchSeq > this.maxCommit) this.maxCommit = batchSeq;
@@ -131,7 +162,7 @@ export class SegmentSummary {
   /** An independent copy (for a checkpoint written while appends go on). */
   snapshot(): SegmentSummary {
     const s = new SegmentSummary(this.id, this.nonce, this.dataStart, this.endState, this.path);
-    Object.assign(s, { end: this.end, firstSeq: this.firstSeq, lastSeq: this.lastSeq, firstBatch: this.firstBatch, lastBatch: this.lastBatch, minCommit: this.minCommit, maxCommit: this.maxCommit });
+    Object.assign(s, { end: this.end, firstSeq: this.firstSeq, lastSeq: this.lastSeq, firstBatch: this.firstBatch, lastBatch: this.lastBatch, minCommit: this.minCommit, maxCommit: this.maxCommit, stateAt: this.stateAt, stateLen: this.stateLen });
     s.records = this.records.clone();
     s.batches = this.batches.clone();
     return s;
@@ -147,6 +178,7 @@ export class SegmentSummary {
       [6, this.records.toCbor()],
       [7, this.batches.toCbor()],
       [8, stateToCbor(this.endState)],
+      [9, [this.stateAt, this.stateLen]],
     ]);
   }
 
@@ -159,6 +191,12 @@ export class SegmentSummary {
     [s.firstSeq, s.lastSeq, s.firstBatch, s.lastBatch, s.minCommit, s.maxCommit] = r as number[];
     s.records = SparseIndex.fromCbor(v.get(6), where);
     s.batches = SparseIndex.fromCbor(v.get(7), where);
+    // Absent in version 1 summaries, whose segments hold no state.
+    const st = v.get(9);
+    if (st !== undefined) {
+      if (!Array.isArray(st) || st.length !== 2 || !st.every((x) => Number.isSafeInteger(x) && x >= 0)) throw new JournalError('CORRUPT', `${where}: summary state position is malformed`, { path: where });
+      [s.stateAt, s.stateLen] = st as number[];
+    }
     return s;
   }
 }

@@ -117,8 +117,13 @@ test('metadata containers and segment headers: round trip; torn, foreign or newe
     [c.subarray(0, c.length - 1), /truncated/],
     [Buffer.concat([Buffer.from('XXXXXXXX'), c.subarray(8)]), /bad magic/],
     [(() => { const b = Buffer.from(c); b[20] ^= 1; return b; })(), /CRC-32C/],
-    [(() => { const b = Buffer.from(c); b.writeUInt16LE(2, 8); return b; })(), /version 2/],
+    [(() => { const b = Buffer.from(c); b.writeUInt16LE(3, 8); return b; })(), /version 3; this build reads versions 1 to 2/],
   ];
+  // Version 1 (journals of earlier builds) still reads.
+  const v1 = Buffer.from(c);
+  v1.writeUInt16LE(1, 8);
+  v1.writeUInt32LE(crc32c(v1, 0, 0, v1.length - 4), v1.length - 4);
+  assert.equal(decodeContainer(v1, 'ISCMJTST', 'f'), body);
   for (const [b, re] of cases) {
     try {
       decodeContainer(b, 'ISCMJTST', 'f');

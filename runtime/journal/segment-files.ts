@@ -1,0 +1,103 @@
+// The segment files' life outside recovery: the spare prepared ahead of time,
+// a rollover turning it into the next segment, the index sidecar of a sealed
+// segment, and deletion by compaction. Each step's durability order is spelled
+// out; FileJournal decides when they happen.
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sameState } from './chain-state.js';
+import { writeIndex } from './checkpoint.js';
+import { fsError, JournalError } from './errors.js';
+import type { Roll } from './frame-queue.js';
+import { FRAME_OVERHEAD } from './frame.js';
+import { fsyncDir, writeAll } from './fs-util.js';
+import type { Preallocator } from './preallocate.js';
+import { SPARE_NAME } from './recovery.js';
+import { indexName, MAX_HEADER_BYTES, segmentName } from './segment-header.js';
+import { SegmentSummary } from './segment-summary.js';
+
+/**
+ * Prepares `spare`: a file of `size` bytes with its blocks allocated (written
+ * as spare.tmp, renamed when done, so a leftover is never taken for ready).
+ * Returns its path.
+ */
+export async function createSpare(dir: string, size: number, prealloc: Preallocator): Promise<string> {
+  const tmp = join(dir, `${SPARE_NAME}.tmp`);
+  const fin = join(dir, SPARE_NAME);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, 'w');
+    await prealloc.allocate(fh, tmp, 0, size);
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, fin);
+    return fin;
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw fsError(e, 'preallocate the next segment', fin);
+  }
+}
+
+/**
+ * Creates segment `roll.id` after `old` (all of which is durable): from the
+ * spare (`takeSpare`, when preallocating) or a new file. The header and the
+ * carried state entry are written and fsync'd before the rename, and the
+ * directory is fsync'd after it, so the segment exists, named and whole,
+ * before any entry placed in it is written.
+ */
+export async function openSegment(dir: string, roll: Roll, old: SegmentSummary, takeSpare: (() => Promise<string>) | undefined): Promise<{ fh: FileHandle; summary: SegmentSummary }> {
+  if (!sameState(roll.base, old.endState)) throw new JournalError('IO', `internal: segment ${roll.id} base differs from the end of segment ${old.id}`);
+  const path = join(dir, segmentName(roll.id));
+  let fh: FileHandle | undefined;
+  let src = '';
+  try {
+    if (takeSpare) {
+      src = await takeSpare();
+      fh = await open(src, 'r+');
+    } else {
+      src = `${path}.tmp`;
+      fh = await open(src, 'w+');
+    }
+    const head = roll.carry ? [roll.header, roll.carry] : [roll.header];
+    const written = roll.header.length + (roll.carry?.length ?? 0);
+    // Zeros after that up to the largest header size: a spare reused after a
+    // crash mid-rollover may hold an older, longer header.
+    if (takeSpare && written < MAX_HEADER_BYTES) head.push(Buffer.alloc(MAX_HEADER_BYTES - written));
+    await writeAll(fh, head, 0);
+    await fh.datasync();
+    await rename(src, path);
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    if (src) await unlink(src).catch(() => {});
+    throw fsError(e, 'create segment', path);
+  }
+  try {
+    await fsyncDir(dir);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    throw e;
+  }
+  const s = new SegmentSummary(roll.id, roll.nonce, roll.header.length, roll.base, path);
+  if (roll.carry) {
+    s.noteState(roll.header.length, roll.carry.length - FRAME_OVERHEAD);
+    s.end = roll.header.length + roll.carry.length;
+  }
+  return { fh, summary: s };
+}
+
+/** Writes a sealed segment's index sidecar (a cache: a failure is reported, never thrown). */
+export function writeIndexQuietly(dir: string, s: SegmentSummary, onError: (message: string) => void): Promise<void> {
+  return writeIndex(dir, s.snapshot()).catch((e) => onError(`could not write ${indexName(s.id)} (${(e as Error).message}); the next open rescans that segment`));
+}
+
+/** Deletes a committed segment and its sidecar; returns the bytes freed. The caller fsyncs the directory. */
+export async function deleteSegment(dir: string, s: SegmentSummary): Promise<number> {
+  const size = await stat(s.path).then((x) => x.size, () => 0);
+  try {
+    await unlink(s.path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, 'delete committed segment', s.path);
+  }
+  await unlink(join(dir, indexName(s.id))).catch(() => {});
+  return size;
+}
