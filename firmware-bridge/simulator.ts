@@ -197,6 +197,11 @@ export class FirmwareSimulator extends EventEmitter {
     this.emit('reboot', { from, to: this.bootId });
   }
 
+  /** Stops creating readings (what is in the ring is still sent until acknowledged). */
+  stopCreating(): void {
+    this.rate = 0;
+  }
+
   /** The transport can take bytes again (drained or reopened). */
   resume(): void {
     this.blocked = false;

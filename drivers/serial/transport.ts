@@ -17,7 +17,10 @@
 // 'listenerError' (an exception thrown by a 'data' listener, caught).
 import { EventEmitter } from 'node:events';
 import { access, constants, realpath, stat } from 'node:fs/promises';
-import { SerialPort } from 'serialport';
+// serialport (a native addon) is loaded on the first open, not at import:
+// commands that never open a port (--version, verify, keys) start without it.
+let serialportLib: Promise<typeof import('serialport')> | undefined;
+const loadSerialport = () => (serialportLib ??= import('serialport'));
 import { SerialError } from './errors.js';
 import { Backoff } from '../backoff.js';
 import { describeHolders, findHolders } from './holder.js';
@@ -212,6 +215,7 @@ export class SerialTransport extends EventEmitter {
       if (this.o.rs485) await applyRs485(real, this.o.rs485);
       let port: PortBinding;
       try {
+        const { SerialPort } = await loadSerialport();
         port = (await SerialPort.binding.open({
           path: real,
           baudRate: this.o.baudRate ?? 115200,

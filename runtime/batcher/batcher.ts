@@ -18,7 +18,8 @@ import { MAX_BATCH_RECORDS } from '../../protocol/limits.js';
 
 export interface BatcherOptions {
   journal: Journal;
-  signer: Signer;
+  /** The device key, or where to get it (a key that is not open yet makes batches wait, with backoff). */
+  signer: Signer | (() => Promise<Signer>);
   deviceId: string;
   maxRecords?: number;
   maxBytes?: number;
@@ -148,11 +149,12 @@ export class Batcher {
       return;
     }
     const header = { deviceId: this.o.deviceId, batchSeq: head.nextBatchSeq, firstSeq, count: hashes.length, root: rootFromLeafHashes(hashes), prev: head.prevBatch, time: this.now() };
+    const signer = typeof this.o.signer === 'function' ? await this.o.signer() : this.o.signer;
     this.signing = true;
     const t0 = performance.now();
     let sign1: Uint8Array;
     try {
-      sign1 = await signBatch(this.o.signer, header);
+      sign1 = await signBatch(signer, header);
     } finally {
       this.signing = false;
     }

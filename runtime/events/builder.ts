@@ -256,13 +256,33 @@ export class EventBuilder {
     return { held: this.held.length, windowed, oldest };
   }
 
-  /** The builder's state as JSON: persist it beside the journal and restore() after a restart. */
-  snapshot(): BuilderSnapshot {
+  /** Readings held for a trusted time. */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Whether the most recently held reading is (bootId, seq): push() just held it. */
+  justHeld(bootId: number, seq: number): boolean {
+    const h = this.held[this.held.length - 1];
+    return h !== undefined && h.r.bootId === bootId && h.r.seq === seq;
+  }
+
+  /** The MCU boot id and frame seq of every held reading. */
+  heldKeys(): [number, number][] {
+    return this.held.map((h) => [h.r.bootId, h.r.seq]);
+  }
+
+  /**
+   * The builder's state as JSON: persist it beside the journal and restore()
+   * after a restart. `withHeld: false` leaves the held readings out (the light
+   * node does not acknowledge them, so the firmware resends them instead).
+   */
+  snapshot(o: { withHeld?: boolean } = {}): BuilderSnapshot {
     return structuredClone({
       v: 1 as const,
       anchors: [...this.anchors].map(([b, a]) => [b, a.offset, a.src] as [number, number, string]),
       keeper: this.keeper.state(),
-      held: this.held,
+      held: o.withHeld === false ? [] : this.held,
       windows: [...this.windows],
       rules: [...this.rules],
       fixes: this.fixes,

@@ -31,7 +31,17 @@ function clean(v: unknown, depth = 0): unknown {
   return out;
 }
 
-export function createLogger(opts: { level?: Level; sink?: LogSink; base?: Record<string, unknown>; now?: () => number } = {}): Logger {
+/** One line of text: `TIME LEVEL msg key=value …` (values JSON-quoted when they need it). */
+function textLine(rec: Record<string, unknown>): string {
+  const { time, level, msg, ...rest } = rec;
+  const kv = Object.entries(rest).map(([k, v]) => {
+    const t = typeof v === 'string' ? (/^[\w./:@+-]+$/.test(v) ? v : JSON.stringify(v)) : JSON.stringify(v);
+    return `${k}=${t}`;
+  });
+  return `${time} ${String(level).toUpperCase().padEnd(5)} ${msg}${kv.length ? ' ' + kv.join(' ') : ''}`;
+}
+
+export function createLogger(opts: { level?: Level; sink?: LogSink; base?: Record<string, unknown>; now?: () => number; format?: 'json' | 'text' } = {}): Logger {
   const min = ORDER[opts.level ?? 'info'];
   const sink = opts.sink ?? { write: (l: string) => process.stderr.write(l) };
   const now = opts.now ?? Date.now;
@@ -41,7 +51,7 @@ export function createLogger(opts: { level?: Level; sink?: LogSink; base?: Recor
     const rec = { time: new Date(now()).toISOString(), level, msg, ...(clean({ ...base, ...fields }) as object) };
     let line: string;
     try {
-      line = JSON.stringify(rec);
+      line = opts.format === 'text' ? textLine(rec) : JSON.stringify(rec);
     } catch {
       line = JSON.stringify({ time: rec.time, level, msg, note: 'fields not serialisable' });
     }

@@ -13,7 +13,7 @@
 //   trusted head (receipt-check.ts) before the commit mark; gap → resume from
 //   next_seq; rejected → alarm, keep the data, stop this stream until an
 //   operator acts; a fork → alarm, no commits on the ledger's word.
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { encode } from '../../protocol/cbor.js';
 import { encodeBatchMessage } from '../../protocol/batch.js';
 import { decodeReceiptMsg, ReceiptStatus } from '../../protocol/receipt-msg.js';
@@ -49,6 +49,10 @@ export interface SyncOptions {
   metrics: Registry;
   /** Compact the journal after this many new commit marks. */
   compactEvery?: number;
+  /** MQTT keepalive, seconds (default 30). */
+  keepaliveSec?: number;
+  /** Told when the stream halts (rejected batch, fork): operator action needed. */
+  onAlarm?: (kind: string, message: string) => void;
 }
 
 interface InFlight {
@@ -85,6 +89,7 @@ export class Sync {
       published: r.counter('iscm_batches_published_total', 'Batch messages published (including re-sends)'),
       resent: r.counter('iscm_batches_resent_total', 'Batch messages re-sent after a timeout, a reconnect, a stale receipt or a gap'),
       bytes: r.counter('iscm_sync_bytes_published_total', 'Bytes of batch messages published'),
+      bytesIn: r.counter('iscm_sync_bytes_received_total', 'Bytes of receipt messages received'),
       receipts: r.counter('iscm_receipts_total', 'Receipt messages received, by status and verdict'),
       verified: r.counter('iscm_receipts_verified_total', 'Receipts verified and committed'),
       rejected: r.counter('iscm_receipts_rejected_total', 'Receipt messages refused (malformed, forged, wrong device, unknown batch)'),
@@ -96,8 +101,12 @@ export class Sync {
     };
   }
 
+  private mqtt: typeof import('mqtt').default | undefined;
+
   /** Connects and starts streaming. Errors of the link are reported, never thrown later. */
   async start(): Promise<void> {
+    // mqtt.js is loaded here, not at import, so CLI commands that never sync start faster.
+    this.mqtt ??= (await import('mqtt')).default;
     this.stopped = false;
     const u = this.o.journal.stats();
     this.cursor = Math.max(u.committedThroughBatch + 1, u.firstBatchSeq, 1);
@@ -119,14 +128,14 @@ export class Sync {
       clean: false,
       reconnectPeriod: 0, // ours: capped exponential backoff with jitter
       connectTimeout: 15_000,
-      keepalive: 30,
+      keepalive: o.keepaliveSec ?? 30,
       will: { topic: statusTopic, payload: Buffer.from(encode(new Map<number, unknown>([[1, 'offline'], [2, o.status?.version ?? '']]))), qos: 1, retain: true },
       ...(v5 ? { properties: { sessionExpiryInterval: o.sessionExpirySec ?? 7 * 24 * 3600 } } : {}),
       ...(o.tls ? { ca: o.tls.ca && Buffer.from(o.tls.ca), cert: o.tls.cert && Buffer.from(o.tls.cert), key: o.tls.key && Buffer.from(o.tls.key), rejectUnauthorized: o.tls.rejectUnauthorized ?? true } : {}),
       ...(o.username ? { username: o.username } : {}),
       ...(o.password ? { password: Buffer.from(o.password) } : {}),
     };
-    const client = mqtt.connect(o.url, opts);
+    const client = this.mqtt!.connect(o.url, opts);
     this.client = client;
     client.on('connect', (ack) => {
       this.state = 'online';
@@ -144,6 +153,7 @@ export class Sync {
       this.kick();
     });
     client.on('message', (_t, payload) => {
+      this.m.bytesIn.inc(undefined, payload.length);
       void this.onReceipt(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
     });
     client.on('error', (err) => o.log.warn('mqtt error', { error: err, url: o.url }));
@@ -324,6 +334,7 @@ export class Sync {
     this.halted = why;
     this.m.alarm.set(1);
     this.o.log.error('sync halted: operator action needed; data is kept', { reason: why });
+    this.o.onAlarm?.('halted', why);
   }
 
   /** Operator action: resume a halted stream (after fixing the cause). */
