@@ -8,6 +8,9 @@ import { version } from './version.js';
 type Loader = () => Promise<Command>;
 
 const commands: Record<string, { summary: string; load: Loader }> = {
+  run: { summary: 'run the light node (readings → events → journal → signed batches → ledger receipts)', load: async () => (await import('./commands/run.js')).command },
+  status: { summary: 'show what a running light node is doing (links, backlog, receipts, alarms)', load: async () => (await import('./commands/status.js')).command },
+  'export-proof': { summary: 'write the proof bundle (.iscm) of one receipted event', load: async () => (await import('./commands/export-proof.js')).command },
   verify: { summary: 'verify event proof bundles (.iscm) offline, end to end', load: async () => (await import('./commands/verify.js')).command },
   keys: { summary: 'create, list and show signing keys (PKCS#11 token or key file); write a CSR', load: async () => (await import('./commands/keys.js')).command },
   'sim-firmware': { summary: 'simulate sensor firmware on a serial port (tests, demos)', load: async () => (await import('./commands/sim-firmware.js')).command },
@@ -22,7 +25,7 @@ function help(io: Io): void {
 usage: iscm-edge <command> [options]
 
 commands:`);
-  for (const [name, c] of Object.entries(commands)) io.out(`  ${name.padEnd(12)} ${c.summary}`);
+  for (const [name, c] of Object.entries(commands)) io.out(`  ${name.padEnd(13)} ${c.summary}`);
   io.out(`
 options:
   -h, --help     this help (or: iscm-edge <command> --help)
@@ -66,6 +69,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 // Run when executed (from source through tsx, or as the bundle).
 const isMain = process.argv[1] && /iscm-edge(\.ts|\.mjs|\.js)?$/.test(process.argv[1]);
 if (isMain) {
+  // `… | head` closes the pipe early: that is the reader's choice, not an error.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
