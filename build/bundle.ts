@@ -13,8 +13,11 @@ import { gzipSync } from 'node:zlib';
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const BUNDLE_GOAL_BYTES = 1_048_576;
 // etcd3 reads its gRPC definitions from its own package folder at run time, so
-// the full node ships it beside the bundle rather than inside it.
-export const NATIVE_EXTERNALS = ['pkcs11js', 'serialport', '@serialport/*', 'better-sqlite3', 'etcd3'];
+// the full node ships it beside the bundle rather than inside it. mqtt.js and
+// its dependencies are ~440 KB minified: shipped beside the bundle too (the
+// 1 MiB goal), and imported lazily by sync and the ledger, so a command that
+// does not talk MQTT (--version, verify, keys) never loads it.
+export const NATIVE_EXTERNALS = ['pkcs11js', 'serialport', '@serialport/*', 'better-sqlite3', 'etcd3', 'mqtt'];
 
 export const ENTRIES: Record<string, string> = {
   'iscm-edge': 'runtime/cli/iscm-edge.ts',

@@ -8,7 +8,7 @@
 // is not receipted, and the other processes take the resends. Flow control:
 // at most `concurrency` batches are processed at once; beyond that the next
 // message is not acknowledged (and the socket not read) until one finishes.
-import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
+import type { MqttClient, IClientOptions } from 'mqtt';
 import { encodeReceiptMsg, type ReceiptMsg } from '../protocol/receipt-msg.js';
 import { topics } from '../protocol/topics.js';
 import { errorText } from './errors.js';
@@ -59,6 +59,8 @@ export class LedgerMqtt implements Publisher {
       key: this.o.key,
       ...(v5 ? { properties: { receiveMaximum: Math.max(16, (this.o.concurrency ?? 16) * 2) } } : {}),
     };
+    // Loaded here, not at import: `iscm-ledger` commands without MQTT start faster.
+    const { default: mqtt } = await import('mqtt');
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
     const concurrency = Math.max(1, this.o.concurrency ?? 16);

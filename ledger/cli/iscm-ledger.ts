@@ -405,6 +405,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
 const isMain = process.argv[1] && /iscm-ledger(\.ts|\.mjs|\.js)?$/.test(process.argv[1]);
 if (isMain) {
+  // `… | head` closes the pipe early: that is the reader's choice, not an error.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
