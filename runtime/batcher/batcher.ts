@@ -31,7 +31,22 @@ export interface BatcherOptions {
   now?: () => number;
 }
 
+/**
+ * Leaf hashes of the records the pipeline just made durable, in seq order:
+ * the batcher builds the next batch from them instead of reading the records
+ * back from the journal. Bounded; when it does not continue where the last
+ * batch ended (a restart, an overflow) the journal is read instead.
+ */
+interface LeafFeed {
+  firstSeq: number;
+  hashes: Uint8Array[];
+  sizes: number[];
+  /** Entries already taken (consumed from the front). */
+  head: number;
+}
+
 export class Batcher {
+  private feed: LeafFeed | undefined;
   private pendingCount = 0;
   private pendingBytes = 0;
   private oldest = 0;
@@ -61,6 +76,7 @@ export class Batcher {
       signLatency: r.histogram('iscm_sign_seconds', 'Time to sign one batch (signer latency)'),
       signErrors: r.counter('iscm_sign_errors_total', 'Failed signing attempts (token removed, wrong PIN …)'),
       pending: r.gauge('iscm_records_unbatched', 'Durable records waiting for a batch'),
+      readBack: r.counter('iscm_batcher_records_read_total', 'Records the batcher read back from the journal (after a restart, or behind a slow signer) instead of taking their leaf hashes from the pipeline'),
     };
   }
 
@@ -71,6 +87,26 @@ export class Batcher {
     this.oldest = this.pendingCount > 0 ? this.now() - this.maxDelay : 0;
     this.running = true;
     this.loop = this.run();
+  }
+
+  /**
+   * Records `firstSeq`… became durable (the pipeline, after their unit): their
+   * leaf hashes are kept for the next batch, so it needs no journal read.
+   */
+  addedRecords(firstSeq: number, records: readonly Uint8Array[]): void {
+    const cap = 2 * this.maxRecords;
+    let f = this.feed;
+    if (f && f.firstSeq + f.hashes.length !== firstSeq) f = undefined; // not contiguous: the journal decides
+    if (!f) f = this.feed = { firstSeq, hashes: [], sizes: [], head: 0 };
+    if (f.hashes.length - f.head + records.length > cap) {
+      // The signer is behind (token away, slow): stop holding hashes; batches read the journal.
+      this.feed = undefined;
+    } else
+      for (const r of records) {
+        f.hashes.push(leafHash(r));
+        f.sizes.push(r.length);
+      }
+    for (const r of records) this.added(r.length);
   }
 
   /** A record became durable (called by the pipeline after its append resolved). */
@@ -135,14 +171,24 @@ export class Batcher {
   private async batchOnce(): Promise<void> {
     const j = this.o.journal;
     const head = j.head();
-    const hashes: Uint8Array[] = [];
+    let hashes: Uint8Array[] = [];
     let bytes = 0;
     let firstSeq = 0;
-    for await (const r of j.unbatchedRecords()) {
-      if (hashes.length === 0) firstSeq = r.seq;
-      hashes.push(leafHash(r.bytes));
-      bytes += r.bytes.length;
-      if (hashes.length >= this.maxRecords || bytes >= this.maxBytes) break;
+    const f = this.feed;
+    if (f && f.firstSeq + f.head === head.batchedThroughSeq + 1 && f.hashes.length > f.head) {
+      firstSeq = f.firstSeq + f.head;
+      let n = 0;
+      while (f.head + n < f.hashes.length && n < this.maxRecords && bytes < this.maxBytes) bytes += f.sizes[f.head + n++];
+      hashes = f.hashes.slice(f.head, f.head + n);
+    } else {
+      this.feed = undefined;
+      for await (const r of j.unbatchedRecords()) {
+        if (hashes.length === 0) firstSeq = r.seq;
+        hashes.push(leafHash(r.bytes));
+        bytes += r.bytes.length;
+        if (hashes.length >= this.maxRecords || bytes >= this.maxBytes) break;
+      }
+      this.m.readBack.inc(undefined, hashes.length);
     }
     if (hashes.length === 0) {
       this.pendingCount = 0;
@@ -160,6 +206,17 @@ export class Batcher {
     }
     this.m.signLatency.observe((performance.now() - t0) / 1000);
     const res = await j.appendBatch(sign1);
+    if (this.feed && this.feed.firstSeq + this.feed.head === res.firstSeq) {
+      // Taken: drop them from the front (compacting now and then, not per batch).
+      const ff = this.feed;
+      ff.head += res.count;
+      if (ff.head >= 4096 || ff.head === ff.hashes.length) {
+        ff.hashes = ff.hashes.slice(ff.head);
+        ff.sizes = ff.sizes.slice(ff.head);
+        ff.firstSeq += ff.head;
+        ff.head = 0;
+      }
+    }
     this.pendingCount = Math.max(0, this.pendingCount - res.count);
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
     if (this.pendingCount > 0) this.oldest = Math.min(this.oldest || this.now(), this.now());

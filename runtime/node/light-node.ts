@@ -108,9 +108,7 @@ export class LightNode {
       metrics: this.metrics,
       // A unit must fit one journal group with its state beside it.
       unitBytes: Math.max(16 * 1024, Math.min(256 * 1024, Math.floor((maxGroup - 80 * 1024) / 2))),
-      onRecords: (n, bytes) => {
-        for (let i = 0; i < n; i++) this.batcher.added(bytes / n);
-      },
+      onRecords: (firstSeq, records) => this.batcher.addedRecords(firstSeq, records),
       onAck: (source, boot, seq) => this.acknowledge(source, boot, seq),
     });
     this.signer = new SignerHandle({ open: o.openSigner ?? (() => openConfiguredSigner(c.signer, o.env ?? process.env)), stateDir: c.state.dir, log: this.log.child({ component: 'signer' }) });

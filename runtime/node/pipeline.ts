@@ -39,8 +39,8 @@ export interface PipelineOptions {
   metrics: Registry;
   /** Gateway clock for records' `time` (default Date.now). */
   now?: () => number;
-  /** Records became durable (the batcher counts them). */
-  onRecords?: (count: number, bytes: number) => void;
+  /** Records firstSeq… became durable (the batcher takes them). */
+  onRecords?: (firstSeq: number, records: readonly Uint8Array[]) => void;
   /** Readings of (source, boot) became durable after their delivery resolved (held readings released): acknowledge through `seq`. */
   onAck?: (source: string, boot: number, seq: number) => void;
   /** Most record bytes in one unit (a unit must fit one journal group; default 128 KiB). */
@@ -69,6 +69,9 @@ interface Unit {
   acks: Map<string, Map<number, number>>;
   records: number;
   bytes: number;
+  /** The unit's records and the seq of the first (handed to the batcher once durable). */
+  recordBytes: Uint8Array[];
+  firstSeq: number;
   done: Promise<void>;
 }
 
@@ -255,8 +258,10 @@ export class Pipeline {
     };
     const records: Uint8Array[] = [];
     const hashes: Uint8Array[] = [];
+    const firstSeq = this.nextSeq;
     let bytes = 0;
     const time = this.now();
+    const kinds = new Map<string, number>();
     // Records, chained as they are made (ARCHITECTURE §4.1): seq and prev continue the journal's tip.
     const emit = (out: BuiltEvent[]) => {
       for (const ev of out) {
@@ -267,7 +272,7 @@ export class Pipeline {
         this.nextSeq++;
         this.prev = h;
         bytes += rec.length;
-        this.m.events.inc({ kind: ev.kind });
+        kinds.set(ev.kind, (kinds.get(ev.kind) ?? 0) + 1);
       }
     };
     const bp = this.o.journal.backpressure().state;
@@ -332,6 +337,7 @@ export class Pipeline {
       emit(this.builder.tick());
       if (this.builder.heldCount < before) this.noteReleased(touch);
     }
+    for (const [kind, n] of kinds) this.m.events.inc({ kind }, n);
     // Ack points this unit makes durable.
     const acks = new Map<string, Map<number, number>>();
     for (const [source, boots] of touched)
@@ -355,7 +361,7 @@ export class Pipeline {
     }
     const state = encodeNodeState({ builder: this.builder.snapshot({ withHeld: false }), positions: this.positions, writtenMs: time });
     for (const sub of parts.keys()) sub.units++;
-    const unit: Unit = { gen: this.gen, parts, acks, records: records.length, bytes, done: Promise.resolve() };
+    const unit: Unit = { gen: this.gen, parts, acks, records: records.length, bytes, recordBytes: records, firstSeq, done: Promise.resolve() };
     this.inFlight.push(unit);
     unit.done = this.o.journal.appendUnit(records, state, hashes).then(
       () => this.unitDurable(unit),
@@ -381,8 +387,9 @@ export class Pipeline {
     this.m.units.inc();
     if (unit.records) {
       this.m.records.inc(undefined, unit.records);
-      this.o.onRecords?.(unit.records, unit.bytes);
+      this.o.onRecords?.(unit.firstSeq, unit.recordBytes);
     }
+    unit.recordBytes = [];
     // Units become durable in order, so this is the acknowledged position now.
     for (const [source, boots] of unit.acks)
       for (const [boot, seq] of boots) {
