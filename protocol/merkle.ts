@@ -24,7 +24,7 @@
 
 import { Buffer } from 'node:buffer';
 import * as nodeCrypto from 'node:crypto';
-import { equalBytes, fromHex, toHex } from './bytes.js';
+import { equalBytes, fromHex, latin1Bytes, sha256Latin1, toHex } from './bytes.js';
 import { ValidationError, VerifyError } from './errors.js';
 
 /** Size of every hash in the tree (SHA-256). */
@@ -49,15 +49,8 @@ const EMPTY = EMPTY_ROOT.slice(); // private copy, safe from callers mutating th
 // 0x01 ‖ left ‖ right input is assembled in one reused scratch buffer.
 // ---------------------------------------------------------------------------
 
-// ('binary' is Node's name for latin1 in digest(): one char per byte, 0..255.)
-// crypto.hash (Node ≥ 20.12 / 21.7) is a one-shot call without a Hash object, about
-// 1.5x faster than createHash for small inputs. The namespace import keeps Node 18
-// able to load this module (a named import of a missing builtin export fails at
-// link time); there we fall back to createHash.
-const sha256Latin1: (data: Uint8Array) => string =
-  typeof nodeCrypto.hash === 'function'
-    ? (data) => nodeCrypto.hash('sha256', data, 'binary')
-    : (data) => nodeCrypto.createHash('sha256').update(data).digest('binary');
+// Hashes as latin1 strings ('binary': one char per byte) from protocol/bytes.ts: the
+// one-shot crypto.hash where Node has it (see there).
 
 // Safe to share: nothing here is async or re-entrant between filling and hashing it.
 const nodeScratch = Buffer.alloc(1 + 2 * HASH_SIZE);
@@ -93,11 +86,7 @@ function nodeStrAt(buf: Buffer, off: number): string {
 }
 
 /** A latin1 digest as a plain, unshared 32-byte Uint8Array (small enough to live on V8's heap). */
-function toBytes(str: string): Uint8Array {
-  const out = new Uint8Array(HASH_SIZE);
-  for (let i = 0; i < HASH_SIZE; i++) out[i] = str.charCodeAt(i);
-  return out;
-}
+const toBytes = latin1Bytes;
 
 function nodeDigest(left: Uint8Array, right: Uint8Array): Uint8Array {
   return toBytes(nodeStr(left, right));

@@ -20,7 +20,7 @@
 //    (user extension keys as "{namespace}local");
 //  - eventID, recordTime, errorDeclaration, type (it leads) and @context (the
 //    JSON-LD machinery, not event data; its prefixes are used) are left out.
-import { createHash } from 'node:crypto';
+import { sha256HexOfText } from '../../protocol/bytes.js';
 import { canonicalGs1Uri } from './epc.js';
 import { BIZ_STEPS, BIZ_TRANSACTION_TYPES, CBV, COMPONENTS, DISPOSITIONS, ERROR_REASONS, GS1_VOC, MEASUREMENT_TYPES, SENSOR_ALERTS, SOURCE_DEST_TYPES, STANDARD_PREFIXES } from './vocab.js';
 
@@ -385,7 +385,7 @@ export function eventPrehash(event: { [k: string]: unknown }, opts: HashOptions 
 
 /** The GS1 event hash ID of a pre-hash string. */
 export function hashIdOfPrehash(prehash: string): string {
-  return `ni:///sha-256;${createHash('sha256').update(prehash, 'utf8').digest('hex')}?ver=CBV2.0`;
+  return `ni:///sha-256;${sha256HexOfText(prehash)}?ver=CBV2.0`;
 }
 
 /** The GS1 event hash ID ("ni:///sha-256;…?ver=CBV2.0") of an EPCIS 2.0 event. */
