@@ -85,3 +85,27 @@ export async function startGatewayBridge(upstream: Broker, gatewayId: string, de
     .replace(/^(topic .*\{device_id\}.*)$/gm, (l) => perDevice(l));
   return run(`gateway-${gatewayId}`, conf, dir, port);
 }
+
+/** A broker with only a TLS listener (mqtts), requiring client certificates signed by `ca` (mutual TLS). */
+export async function startTlsBroker(o: { ca: string; cert: string; key: string; dir?: string; port?: number }): Promise<Broker> {
+  const dir = o.dir ?? tempDir('iscm-mosq-tls-');
+  const port = o.port ?? (await freePort());
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const conf = [
+    `listener ${port} 127.0.0.1`,
+    `cafile ${o.ca}`,
+    `certfile ${o.cert}`,
+    `keyfile ${o.key}`,
+    'require_certificate true',
+    'use_identity_as_username true',
+    'allow_anonymous false',
+    'persistence true',
+    `persistence_location ${join(dir, 'data')}/`,
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+  ].join('\n');
+  const b = await run('mosquitto-tls', conf, dir, port);
+  return { ...b, url: `mqtts://127.0.0.1:${port}` };
+}
