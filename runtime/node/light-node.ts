@@ -40,6 +40,7 @@ import { NmeaPort } from '../inputs/nmea-port.js';
 import { Pipeline } from './pipeline.js';
 import { openConfiguredSigner, SignerHandle } from './signer-handle.js';
 import { nodeStatus, nodeHealth, type StatusParts } from './status.js';
+import { RecordCache } from './record-cache.js';
 
 export const TRUSTED_HEAD_FILE = 'trusted-head.cbor';
 
@@ -73,6 +74,8 @@ export class LightNode {
   readonly signer: SignerHandle;
   readonly batcher: Batcher;
   readonly head: TrustedHeadStore;
+  /** Records just made durable, for sync's first publish of their batch. */
+  readonly records: RecordCache;
   sync: Sync | undefined;
   readonly links = new Map<string, GatewayLink>();
   readonly nmea = new Map<string, NmeaPort>();
@@ -95,6 +98,7 @@ export class LightNode {
     this.log = o.log ?? createLogger({ level: c.logging.level, base: { device: c.device.id } });
     this.metrics = o.metrics ?? new Registry();
     this.systemd = new SystemdNotifier(o.env ?? process.env);
+    this.records = new RecordCache(2 * c.batching.max_bytes);
     this.journal =
       o.journal ??
       new FileJournal({ dir: c.journal.dir, deviceId: c.device.id, maxBytes: c.journal.quota, highWaterRatio: c.journal.high_water, lowWaterRatio: Math.min(c.journal.high_water - 0.05, 0.7), groupCommitMs: c.journal.group_commit });
@@ -108,7 +112,10 @@ export class LightNode {
       metrics: this.metrics,
       // A unit must fit one journal group with its state beside it.
       unitBytes: Math.max(16 * 1024, Math.min(256 * 1024, Math.floor((maxGroup - 80 * 1024) / 2))),
-      onRecords: (firstSeq, records) => this.batcher.addedRecords(firstSeq, records),
+      onRecords: (firstSeq, records) => {
+        this.records.add(firstSeq, records);
+        this.batcher.addedRecords(firstSeq, records);
+      },
       onAck: (source, boot, seq) => this.acknowledge(source, boot, seq),
     });
     this.signer = new SignerHandle({ open: o.openSigner ?? (() => openConfiguredSigner(c.signer, o.env ?? process.env)), stateDir: c.state.dir, log: this.log.child({ component: 'signer' }) });
@@ -168,6 +175,7 @@ export class LightNode {
         log: this.log.child({ component: 'sync' }),
         metrics: this.metrics,
         onAlarm: (kind, message) => this.raise(`sync:${kind}`, message),
+        cachedRecords: (first, count) => this.records.range(first, count),
       });
       await this.sync.start();
     }

@@ -49,6 +49,8 @@ export interface SyncOptions {
   metrics: Registry;
   /** Compact the journal after this many new commit marks. */
   compactEvery?: number;
+  /** Records just made durable, when the caller holds them (saves reading a fresh batch back from the journal). */
+  cachedRecords?: (firstSeq: number, count: number) => Uint8Array[] | undefined;
   /** MQTT keepalive, seconds (default 30). */
   keepaliveSec?: number;
   /** Told when the stream halts (rejected batch, fork): operator action needed. */
@@ -208,8 +210,11 @@ export class Sync {
   private async publish(f: InFlight, resend: boolean): Promise<void> {
     const client = this.client;
     if (!client) return;
-    const records: Uint8Array[] = [];
-    for await (const r of this.o.journal.records(f.batch.firstSeq, f.batch.firstSeq + f.batch.count - 1)) records.push(r.bytes);
+    let records = resend ? undefined : this.o.cachedRecords?.(f.batch.firstSeq, f.batch.count);
+    if (!records) {
+      records = [];
+      for await (const r of this.o.journal.records(f.batch.firstSeq, f.batch.firstSeq + f.batch.count - 1)) records.push(r.bytes);
+    }
     if (records.length !== f.batch.count) {
       this.o.log.error('journal is missing records of an unreceipted batch', { batch_seq: f.batch.batchSeq, have: records.length, want: f.batch.count });
       return;
