@@ -112,8 +112,8 @@ export interface LedgerProc {
 }
 
 /** Starts `iscm-ledger run` (from source via tsx, or the built bundle) and waits until it is ready. */
-export async function startLedger(config: string, nodeId: string, o: { bundle?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<LedgerProc> {
-  const args = o.bundle ? [join(root, 'dist/iscm-ledger.mjs'), 'run', '--config', config] : ['--import', 'tsx', join(root, 'ledger/cli/iscm-ledger.ts'), 'run', '--config', config];
+export async function startLedger(config: string, nodeId: string, o: { bundle?: boolean; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<LedgerProc> {
+  const args = [...(o.nodeArgs ?? []), ...(o.bundle ? [join(root, 'dist/iscm-ledger.mjs'), 'run', '--config', config] : ['--import', 'tsx', join(root, 'ledger/cli/iscm-ledger.ts'), 'run', '--config', config])];
   const proc = start(process.execPath, args, { cwd: root, name: `ledger ${nodeId}`, env: { ...process.env, ISCM_LEDGER_KEY_PASSPHRASE: PASS, ...o.env } });
   const line = await proc.waitFor(/ledger: ready .*api=(\S+)/, 90_000);
   const apiUrl = /api=(\S+)/.exec(line)![1];

@@ -36,11 +36,13 @@ export interface Consortium {
   enroll(deviceId: string, key: CoseKey): Promise<void>;
   /** Every record the ledger holds for a device, in seq order. */
   ledgerRecords(deviceId: string): Promise<Rec[]>;
+  /** The device's last committed record seq, from the ledger's query API (any store). */
+  ledgerLastSeq(deviceId: string): Promise<number>;
   stop(): Promise<void>;
 }
 
 /** The consortium: mosquitto, and a ledger on a 3-member etcd cluster (or, with etcd: false, on its in-memory store). */
-export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blockInterval?: string } = {}): Promise<Consortium> {
+export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blockInterval?: string; ledgerNodeArgs?: string[] } = {}): Promise<Consortium> {
   const dir = tempDir('iscm-consortium-');
   const keys = await makeKeys(join(dir));
   const consortium = await startConsortiumBroker({ dir: join(dir, 'mosq') });
@@ -56,7 +58,7 @@ export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blo
     const apiPort = await freePort();
     apiPorts.push(apiPort);
     const cfg = writeLedgerConfig(dir, keys, { nodeId: `l${i + 1}`, endpoints, mqttUrl: consortium.url, blockInterval: o.blockInterval ?? '300ms', apiPort });
-    ledgers.push(await startLedger(cfg, `l${i + 1}`));
+    ledgers.push(await startLedger(cfg, `l${i + 1}`, { nodeArgs: o.ledgerNodeArgs }));
   }
   const store = endpoints ? openTestStore(endpoints, '/iscm/test/', keys) : undefined;
   const c: Consortium = {
@@ -87,6 +89,11 @@ export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blo
         for (const r of data.records) out.push(decodeRecord(r));
       }
       return out;
+    },
+    async ledgerLastSeq(deviceId) {
+      const r = await fetch(`${ledgers[0].apiUrl}/v1/devices/${deviceId}`);
+      const j = (await r.json()) as { head?: { last_seq?: number } | null };
+      return j.head?.last_seq ?? 0;
     },
     async stop() {
       for (const l of ledgers) await l.proc.stop();

@@ -17,6 +17,10 @@ import { haveCommand, start, tempDir, waitUntil, type Proc } from '../helpers/pr
 import { haveSocat, ptyPair, type PtyPair } from '../helpers/socat.js';
 import { createSoftHsm, haveSoftHsm } from '../helpers/softhsm.js';
 import { emulatedPackage, type Ran } from './_emulated.js';
+import { writeFileSync } from 'node:fs';
+import { decodeCoseKey } from '../../protocol/cose/key.js';
+import { mosquittoAvailable } from '../helpers/mosquitto.js';
+import { freePort, startConsortium, writeNodeConfig } from '../node/_env.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PIN = '564738';
@@ -114,6 +118,50 @@ export async function registerEmulatedSuite(arch: EmulatedArch): Promise<void> {
       assert.is(keys.size, COUNT, 'each reading once');
       assert.ok(readings.every((r) => ['temperature', 'humidity', 'door'].includes(r.kind)), 'the sensors simulated');
       await waitUntil(() => listener.child.exitCode !== null || listener.child.signalCode !== null, 10_000, 'the listener to exit');
+    });
+  }
+
+  if (haveSoftHsm(suite) && haveSocat(suite) && mosquittoAvailable(suite)) {
+    test(`${arch}: iscm-edge run (${arch}) end to end: host simulator over a pty → events → journal → batches signed on the ${arch} SoftHSM → host ledger → receipts verified on the gateway`, async () => {
+      const COUNT = 60;
+      const DEVICE = `pkg-${arch}`;
+      const dir = tempDir(`iscm-pkg-run-${arch}-`);
+      const hsm = createSoftHsm([DEVICE], PIN);
+      const pinFile = join(dir, 'pin');
+      writeFileSync(pinFile, PIN + '\n', { mode: 0o600 });
+      const M = emu.emu.softhsmModule;
+      const init = ok(emu.run('iscm-edge', ['keys', 'init', '--driver', 'pkcs11', '--module', M, '--token', DEVICE, '--label', 'device-key', '--alg', 'ES256', '--pin-file', pinFile], hsm.env), 'keys init');
+      const key = decodeCoseKey(new Uint8Array(Buffer.from((JSON.parse(init.out) as { cose_key: string }).cose_key, 'hex')));
+      const c = await startConsortium({ etcd: false, blockInterval: '200ms' });
+      try {
+        await c.enroll(DEVICE, key);
+        const pair = await ptyPair(dir);
+        pairs.push(pair);
+        const metricsPort = await freePort();
+        const config = writeNodeConfig({ deviceId: DEVICE, dir: join(dir, 'node'), mqttUrl: c.consortium.url, ledgerPem: c.keys.ledgerPem, token: { hsm: { ...hsm, module: M }, pinFile, publicKey: key, label: 'device-key' }, metricsPort, ports: { mcu: { path: pair.b, sensors: ['t1', 'h1', 'd1'] } }, batching: { max_records: 16, max_delay: '300ms' } });
+        const t1 = Date.now();
+        const node = emu.start('iscm-edge', ['run', '--config', config], hsm.env);
+        procs.push(node);
+        await node.waitFor(/light node running/, 180_000);
+        timings['run ready'] = Date.now() - t1;
+        const sim = start(process.execPath, ['--import', 'tsx', join(root, 'runtime/cli/iscm-edge.ts'), 'sim-firmware', '--port', pair.a, '--rate', '20', '--count', String(COUNT), '--seed', '7', '--sensors', 'temp,humidity,door'], { cwd: root, name: 'sim-firmware (host)' });
+        procs.push(sim);
+        await sim.waitFor(new RegExp(`all ${COUNT} readings acknowledged`), 180_000);
+        timings['run readings acked'] = Date.now() - t1;
+        let st: Record<string, any> = {};
+        await waitUntil(async () => {
+          st = (await (await fetch(`http://127.0.0.1:${metricsPort}/status`)).json()) as Record<string, any>;
+          return st.journal.last_seq >= COUNT && st.journal.committed_through_seq === st.journal.last_seq;
+        }, 180_000, 'every event receipted and verified on the emulated gateway');
+        timings['run all receipted'] = Date.now() - t1;
+        assert.is(st.signer.state, 'ready');
+        assert.ok(st.journal.committed_through_batch >= 4, `batches signed on the ${arch} token and receipted (${st.journal.committed_through_batch})`);
+        assert.is(await c.ledgerLastSeq(DEVICE), st.journal.last_seq, 'the ledger holds every event');
+        await node.stop(20_000);
+        assert.match(node.output(), /light node stopped/);
+      } finally {
+        await c.stop();
+      }
     });
   }
 }
