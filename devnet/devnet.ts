@@ -21,6 +21,7 @@ import { decodeRecord } from '../protocol/record.js';
 import { softwareSignerFromKey } from '../drivers/software/signer.js';
 import type { Signer } from '../drivers/signer.js';
 import { FirmwareSimulator } from '../firmware-bridge/simulator.js';
+import { SIM_SENSOR_IDS, simSensorsConfigYaml } from '../firmware-bridge/sensors.js';
 import { parseConfig as parseGatewayConfig } from '../runtime/config/index.js';
 import { LightNode } from '../runtime/node/light-node.js';
 import { committedProofs } from '../runtime/node/proofs.js';
@@ -123,15 +124,8 @@ log_level: warn
       const ddir = join(dir, id);
       const yaml = `device: { id: ${id} }
 clock: { ntp_check: "off" }
-ports: { mcu: { path: in-process, sensors: [t1, h1, s1, d1, g1, r1] } }
-sensors:
-  t1: { kind: temperature }
-  h1: { kind: humidity }
-  s1: { kind: shock }
-  d1: { kind: door }
-  g1: { kind: gps }
-  r1: { kind: rfid }
-assets: { epcs: ["urn:epc:id:sscc:4012345.${String(1000000000 + i).slice(-10)}"] }
+ports: { mcu: { path: in-process, sensors: [${SIM_SENSOR_IDS.join(', ')}] } }
+${simSensorsConfigYaml()}assets: { epcs: ["urn:epc:id:sscc:4012345.${String(1000000000 + i).slice(-10)}"] }
 locations: { read_point: "urn:epc:id:sgln:4012345.00001.0" }
 signer: { driver: software, key_file: in-memory.key, passphrase_env: UNUSED }
 journal: { dir: ${join(ddir, 'journal')}, quota: 1GiB }

@@ -33,6 +33,14 @@ export function simSensor(name: SimSensorName): SimSensor {
   }
 }
 
+/** The `sensors:` section of a gateway config that takes every simulated sensor (devnet, tests). */
+export function simSensorsConfigYaml(): string {
+  return `sensors:\n${SIM_SENSOR_KINDS.map(simSensor).map((x) => `  ${x.id}: { kind: ${x.kind} }`).join('\n')}\n`;
+}
+
+/** The simulated sensors' ids, e.g. for `ports.<name>.sensors`. */
+export const SIM_SENSOR_IDS: readonly string[] = SIM_SENSOR_KINDS.map((n) => simSensor(n).id);
+
 export function parseSensorList(s: string): SimSensorName[] {
   const out: SimSensorName[] = [];
   for (const raw of s.split(',').map((x) => x.trim()).filter(Boolean)) {

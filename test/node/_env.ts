@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { decodeCoseKey, type CoseKey } from '../../protocol/cose/key.js';
 import { decodeRecord, type Record as Rec } from '../../protocol/record.js';
 import { EtcdCluster } from '../helpers/etcd.js';
+import { simSensorsConfigYaml } from '../../firmware-bridge/sensors.js';
 import { startConsortiumBroker, startGatewayBridge, type Broker } from '../helpers/mosquitto.js';
 import { createSoftHsm, type SoftHsm } from '../helpers/softhsm.js';
 import { freePort, start, tempDir, waitUntil, type Proc } from '../helpers/proc.js';
@@ -140,14 +141,7 @@ export interface NodeConfigOptions {
 }
 
 /** Sensors as the firmware simulator names them (firmware-bridge/sensors.ts). */
-export const SIM_SENSORS = `sensors:
-  t1: { kind: temperature }
-  h1: { kind: humidity }
-  s1: { kind: shock }
-  d1: { kind: door }
-  g1: { kind: gps }
-  r1: { kind: rfid }
-`;
+export const SIM_SENSORS = simSensorsConfigYaml();
 
 export function writeNodeConfig(o: NodeConfigOptions): string {
   mkdirSync(o.dir, { recursive: true });
