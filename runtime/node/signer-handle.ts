@@ -21,6 +21,13 @@ import type { Logger } from '../ops/log.js';
 
 export const DEVICE_KEY_FILE = 'device-key.cose';
 
+/**
+ * Failures a retry cannot fix and could make worse: trying a wrong PIN again
+ * counts down the token's PIN attempts until it locks (then only the SO can
+ * unlock it). These stop the retries until an operator fixes it and restarts.
+ */
+const NO_RETRY = new Set(['PIN_INCORRECT', 'PIN_LOCKED', 'PIN_FINAL_TRY', 'PIN_EXPIRED', 'PIN_NOT_INITIALIZED', 'KEY_MISMATCH']);
+
 const ALG: Record<string, number> = { ES256: -7, EdDSA: -8, PS256: -37, ES256K: -47 };
 
 /** Opens the signer a config names (no retries; SignerHandle retries). */
@@ -58,6 +65,8 @@ export class SignerHandle {
   private readonly backoff: Backoff;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** A failure retrying cannot fix (see NO_RETRY): no more attempts. */
+  permanent = false;
   state: SignerHandleState = 'opening';
   lastError: string | undefined;
   private waiters: { resolve: (s: Signer) => void; reject: (e: unknown) => void }[] = [];
@@ -72,7 +81,7 @@ export class SignerHandle {
   }
 
   private attempt(): void {
-    if (this.closed || this.opening || this.signer) return;
+    if (this.closed || this.opening || this.signer || this.permanent) return;
     this.opening = this.o.open();
     this.opening.then(
       async (s) => {
@@ -95,9 +104,16 @@ export class SignerHandle {
         this.opening = undefined;
         this.state = 'failed';
         this.lastError = errorMessage(e);
+        for (const w of this.waiters.splice(0)) w.reject(e);
+        const reason = (e as { reason?: string }).reason;
+        if (reason && NO_RETRY.has(reason)) {
+          this.permanent = true;
+          this.lastError = `${this.lastError} — not retried (another try could lock the token): fix it, then restart the node`;
+          this.o.log.error('cannot open the signing key and will not retry; batches wait, readings are still journaled', { error: e instanceof IscmError ? e : this.lastError, reason });
+          return;
+        }
         const delay = this.backoff.next();
         this.o.log.error('cannot open the signing key; batches wait, readings are still journaled', { error: e instanceof IscmError ? e : this.lastError, retry_in_ms: delay });
-        for (const w of this.waiters.splice(0)) w.reject(e);
         this.timer = setTimeout(() => this.attempt(), delay);
         this.timer.unref?.();
       },
