@@ -111,6 +111,12 @@ export class FileJournal implements Journal {
 
   // Background work.
   private spare: Promise<string> | undefined;
+  /**
+   * A rollover holds the spare file (open, not yet renamed): no new spare
+   * may be made meanwhile — its rename onto `spare` would be what the
+   * rollover then renames into place, while the header went to the old file.
+   */
+  private rolling = false;
   private background = new Set<Promise<unknown>>();
   private ckBusy: Promise<void> | undefined;
   private ckAgain = false;
@@ -205,7 +211,7 @@ export class FileJournal implements Journal {
         // Mark the checkpoint dirty before any append: a later crash must not
         // be mistaken for a clean close (which skips the torn-tail check).
         try {
-          await writeCheckpoint(this.dir, { summary: this.active!.snapshot(), clean: false });
+          await writeCheckpoint(this.dir, { summary: this.active!.snapshot(), clean: false }, true);
           this.m.checkpoints++;
         } catch (e) {
           this.m.checkpointErrors++;
@@ -250,7 +256,7 @@ export class FileJournal implements Journal {
     while (this.ckBusy) await this.ckBusy;
     if (!this.readOnly && !this.failure && this.active) {
       try {
-        await writeCheckpoint(this.dir, { summary: this.active.snapshot(), clean: true });
+        await writeCheckpoint(this.dir, { summary: this.active.snapshot(), clean: true }, true);
         this.m.checkpoints++;
       } catch (e) {
         this.m.checkpointErrors++;
@@ -796,11 +802,14 @@ export class FileJournal implements Journal {
     this.background.add(idx);
     void idx.finally(() => this.background.delete(idx));
     let opened: Awaited<ReturnType<typeof openSegment>>;
+    this.rolling = true;
     try {
       opened = await openSegment(this.dir, roll, old, this.preallocate ? () => this.takeSpare() : undefined);
     } catch (e) {
       if ((e as JournalError).kind === 'DISK_FULL') this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be allocated: ${(e as Error).message}`);
       throw e;
+    } finally {
+      this.rolling = false;
     }
     const { fh, summary } = opened;
     if (roll.carry) {
@@ -812,17 +821,20 @@ export class FileJournal implements Journal {
     this.active = summary;
     this.activeFh = fh;
     await oldFh?.close().catch(() => {});
-    this.maybeCheckpoint(true);
-    this.maybePrepareSpare(true); // the whole segment's time to preallocate the next one
+    // No checkpoint now (the next periodic one covers the new segment; until
+    // then an open scans it from its start) and the next spare only once
+    // this segment is a little way in: a rollover's own fsyncs are enough of
+    // a burst for the appends waiting behind it.
+    this.maybePrepareSpare(false);
   }
 
   private maybePrepareSpare(eager: boolean): void {
-    if (!this.prealloc || this.readOnly || this.spare || this.life === 'closing' || this.failure || !this.active) return;
+    if (!this.prealloc || this.readOnly || this.spare || this.rolling || this.life === 'closing' || this.failure || !this.active) return;
     if (this.segments.length + 1 > this.maxSegments) return;
-    // Prepare the next segment from the start of this one (rollover and open
-    // ask eagerly), so a rollover never waits for it; later calls only retry
-    // after a failure, once this segment is a quarter full.
-    if (!eager && this.active.end < this.segmentBytes / 4) return;
+    // Prepare the next segment early in this one, so a rollover never waits
+    // for it: at open and after compaction at once (eager), otherwise once
+    // this segment is an eighth full (and again after a failure).
+    if (!eager && this.active.end < this.segmentBytes / 8) return;
     const p = this.makeSpare();
     this.spare = p;
     p.catch(() => {
@@ -850,6 +862,7 @@ export class FileJournal implements Journal {
     return path;
   }
 
+  /** The spare, ready or being made (makes one if none is); only ever called by a rollover. */
   private async takeSpare(): Promise<string> {
     const p = this.spare ?? this.makeSpare();
     this.spare = undefined;
@@ -865,7 +878,7 @@ export class FileJournal implements Journal {
     }
     this.sinceCheckpoint = 0;
     const snap = this.active.snapshot();
-    this.ckBusy = writeCheckpoint(this.dir, { summary: snap, clean: false })
+    this.ckBusy = writeCheckpoint(this.dir, { summary: snap, clean: false }, false)
       .then(
         () => void this.m.checkpoints++,
         (e) => {

@@ -33,6 +33,12 @@ export class MemoryStore {
   state: ChainState = genesisState();
   /** The state blob of the last unit (only the latest is kept, as FileJournal keeps only the latest in reach). */
   lastState: Uint8Array | undefined;
+  /**
+   * [last record seq before it, framed bytes] of every state written: each
+   * takes room until compaction frees the records before it, as FileJournal's
+   * state entries do until their segment is deleted (the latest never).
+   */
+  stateRoom: Array<[number, number]> = [];
   usedBytes = 0;
   inUse = false;
 }
@@ -67,8 +73,6 @@ export class MemoryJournal implements Journal {
   private flushScheduled = false;
   private listeners = new Set<(e: JournalEvent) => void>();
   private report: RecoveryReport | undefined;
-  /** Framed size of the tip's state blob: only the latest state takes space. */
-  private tipStateFramed = 0;
   private m = { records: 0, batches: 0, commits: 0, units: 0, stateBytes: 0, refused: 0, bytes: 0, fsyncs: 0, groupEntries: 0 };
 
   constructor(o: MemoryJournalOptions) {
@@ -86,7 +90,6 @@ export class MemoryJournal implements Journal {
     this.store.inUse = true;
     this.tip = cloneState(this.store.state);
     this.tipUsed = this.store.usedBytes;
-    this.tipStateFramed = this.store.lastState ? FRAME_OVERHEAD + this.store.lastState.length : 0;
     this.life = 'open';
     this.report = { ms: 0, clean: true, usedCheckpoint: false, segments: 0, segmentsRescanned: 0, bytesScanned: 0, entriesScanned: 0, dropped: undefined };
     this.emit({ type: 'recovered', report: this.report });
@@ -194,10 +197,7 @@ export class MemoryJournal implements Journal {
           throw inUnit(e, i);
         }
       }
-      const stateFramed = FRAME_OVERHEAD + state.length;
-      // Replacing the state frees the old one's space.
-      this.reserve(size - this.tipStateFramed, true);
-      this.tipStateFramed = stateFramed;
+      this.reserve(size, true);
       this.tip.nextSeq = run.nextSeq;
       this.tip.lastRecordHash = run.lastRecordHash;
       const copies = records.map((r) => new Uint8Array(r));
@@ -209,8 +209,8 @@ export class MemoryJournal implements Journal {
           const s = this.store;
           s.records.push(...copies);
           if (copies.length) applyRecord(s.state, last, seqHashes[seqHashes.length - 1]);
-          s.usedBytes -= s.lastState ? FRAME_OVERHEAD + s.lastState.length : 0;
           s.lastState = blob;
+          s.stateRoom.push([last, FRAME_OVERHEAD + blob.length]);
           this.m.records += copies.length;
           this.m.units++;
           this.m.stateBytes += blob.length;
@@ -354,6 +354,8 @@ export class MemoryJournal implements Journal {
       freed += FRAME_OVERHEAD + s.records.shift()!.length;
       s.firstSeq++;
     }
+    // States behind the freed records go with them; the latest stays.
+    while (s.stateRoom.length > 1 && s.stateRoom[0][0] < s.firstSeq) freed += s.stateRoom.shift()![1];
     while (s.batches.length && s.firstBatch <= s.state.committedThrough) {
       freed += FRAME_OVERHEAD + s.batches.shift()!.sign1.length;
       const r = s.receipts.get(s.firstBatch);

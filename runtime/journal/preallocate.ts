@@ -34,10 +34,12 @@ const MiB = 1024 * 1024;
 const RC = '#ISCM-RC ';
 
 // Reads "offset length name" lines; runs fallocate on ./name in the journal
-// directory ($1); prints its messages, then the exit code after RC.
+// directory ($1); prints its messages, then the exit code after RC. A file
+// that is gone is not created: when the journal's process is killed, this
+// shell may still read a last request, after the next process cleaned up.
 const SCRIPT = `cd -- "$1" || exit 1
 while read -r off len name; do
-  fallocate -o "$off" -l "$len" -- "./$name" 2>&1
+  if [ -e "./$name" ]; then fallocate -o "$off" -l "$len" -- "./$name" 2>&1; else echo "$name: No such file or directory"; false; fi
   echo "${RC}$?"
 done`;
 
@@ -49,6 +51,7 @@ function errnoOf(text: string): string | undefined {
     [/Read-only file system/i, 'EROFS'],
     [/Permission denied/i, 'EACCES'],
     [/Operation not permitted/i, 'EPERM'],
+    [/No such file or directory/i, 'ENOENT'],
   ];
   for (const [re, code] of table) if (re.test(text)) return code;
   return undefined;
@@ -154,9 +157,11 @@ export class Preallocator {
   }
 
   /**
-   * Gives [from, to) of `fh` (the file `path`, in this directory) its blocks
-   * and fsyncs the result. A system error (ENOSPC, EROFS …, with `code` set)
-   * is thrown for the caller to map with fsError.
+   * Gives [from, to) of `fh` (the file `path`, in this directory) its blocks.
+   * Not fsync'd: the caller's own fdatasync after it writes the segment
+   * header commits the allocation with it (zero-fill does sync as it goes, so
+   * that fdatasync has no burst of zeros to flush). A system error (ENOSPC,
+   * EROFS …, with `code` set) is thrown for the caller to map with fsError.
    */
   async allocate(fh: FileHandle, path: string, from: number, to: number): Promise<void> {
     if (to <= from) return;
@@ -165,22 +170,17 @@ export class Preallocator {
       if (resolve(dirname(path)) !== resolve(this.dir) || !/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`internal: cannot preallocate ${path} outside ${this.dir}`);
       this.start();
       const r = await this.shell!.run(name, from, to - from);
-      if (r && r.rc !== 0) {
+      if (r && r.rc === 0) return;
+      if (r) {
         const errno = errnoOf(r.text);
         if (errno) throw Object.assign(new Error(`fallocate ${path}: ${r.text}`), { code: errno });
         // No such command (127), or the filesystem cannot (EOPNOTSUPP): zeros from now on.
         this.method = 'zero-fill';
-      }
-      if (!r && ++this.shellMisses >= 3) this.method = 'zero-fill';
-      if (!r || r.rc !== 0) {
-        await zeroFill(fh, from, to, 4 * MiB);
-        await fh.datasync();
-        return;
-      }
+      } else if (++this.shellMisses >= 3) this.method = 'zero-fill';
     }
     // fsync'd every 4 MiB: one 64 MiB burst of write-back would queue in
     // front of the appends' own fsyncs and stall acknowledgements.
-    if (this.method === 'zero-fill') await zeroFill(fh, from, to, 4 * MiB);
+    await zeroFill(fh, from, to, 4 * MiB);
     await fh.datasync();
   }
 

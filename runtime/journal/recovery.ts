@@ -97,7 +97,8 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
   // Leftovers of interrupted creations and atomic writes: never referenced, safe to drop.
   let spareReady = false;
   if (!c.readOnly) {
-    for (const n of names) if (n.endsWith('.tmp')) await unlink(join(c.dir, n)).catch(() => {});
+    // (`.name.tmp-PID-N`: the temporaries of durable replacements, drivers/fs/atomic.ts.)
+    for (const n of names) if (n.endsWith('.tmp') || /^\..*\.tmp-\d+-\d+$/.test(n)) await unlink(join(c.dir, n)).catch(() => {});
     if (names.includes(SPARE_NAME)) {
       const st = await stat(join(c.dir, SPARE_NAME)).catch(() => undefined);
       if (c.preallocate && st && st.size === c.segmentBytes) spareReady = true;

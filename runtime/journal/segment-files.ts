@@ -15,13 +15,16 @@ import { SPARE_NAME } from './recovery.js';
 import { indexName, MAX_HEADER_BYTES, segmentName } from './segment-header.js';
 import { SegmentSummary } from './segment-summary.js';
 
+let spares = 0;
+
 /**
- * Prepares `spare`: a file of `size` bytes with its blocks allocated (written
- * as spare.tmp, renamed when done, so a leftover is never taken for ready).
- * Returns its path.
+ * Prepares `spare`: a file of `size` bytes with its blocks allocated (made
+ * under a name of its own ending in .tmp, renamed when done, so a leftover is
+ * never taken for ready and two creations never share a file). Returns its
+ * path. The caller makes sure no rollover holds the current spare meanwhile.
  */
 export async function createSpare(dir: string, size: number, prealloc: Preallocator): Promise<string> {
-  const tmp = join(dir, `${SPARE_NAME}.tmp`);
+  const tmp = join(dir, `${SPARE_NAME}-${process.pid}-${++spares}.tmp`);
   const fin = join(dir, SPARE_NAME);
   let fh: FileHandle | undefined;
   try {

@@ -7,12 +7,14 @@ import * as assert from 'uvu/assert';
 import { sha256, toHex } from '../../protocol/bytes.js';
 import { IscmError } from '../../protocol/errors.js';
 import { JournalError, type JournalErrorKind } from '../../runtime/journal/errors.js';
-import type { Journal, JournalEvent } from '../../runtime/journal/journal.js';
-import { collect, DeviceStream, receiptFor, recordFor, sign1For } from './journal-fixtures.js';
+import { MAX_STATE_BYTES, type Journal, type JournalEvent } from '../../runtime/journal/journal.js';
+import { collect, DeviceStream, receiptFor, recordFor, sign1For, stateFor } from './journal-fixtures.js';
 
 export interface JournalStoreOptions {
   /** Quota in bytes. */
   maxBytes?: number;
+  /** Check every caller-given record hash on append (FileJournal's debug option; MemoryJournal's default). */
+  verifyHashes?: boolean;
 }
 
 /** A fresh empty store; `make()` returns a new (unopened) Journal over it, as after a restart. */
@@ -277,6 +279,168 @@ export function journalConformance(name: string, factory: JournalFactory): void 
     const all = await collect(j.records(1));
     assert.is(all[all.length - 1].seq, acked.length + 1);
     assert.ok(all[0].seq <= half + 1);
+  });
+
+  t('caller hashes: appendRecord(bytes, hash) continues the chain like appendRecord(bytes); a malformed hash is refused', async () => {
+    await open();
+    const d = new DeviceStream(DEV, j.head());
+    const recs = d.records(200);
+    await Promise.all(recs.map((r) => j.appendRecord(r, sha256(r))));
+    assert.is(j.head().nextSeq, 201);
+    assert.is(toHex(j.head().prev), toHex(sha256(recs[199])));
+    await j.appendRecord(d.record()); // and without one, after
+    const next = recordFor(DEV, 202, d.prev);
+    await rejects(j.appendRecord(next, new Uint8Array(31)), 'TYPED', /record\.hash/);
+    await rejects(j.appendRecord(next, 'x' as unknown as Uint8Array), 'TYPED', /record\.hash/);
+    assert.is(j.head().nextSeq, 202);
+    await reopen();
+    const back = await collect(j.records(1));
+    assert.equal(back.map((r) => toHex(r.bytes)), [...recs, recordFor(DEV, 201, sha256(recs[199]))].map(toHex));
+  });
+
+  t('caller hashes (verifyHashes): a hash that is not SHA-256 of the bytes is refused with CHAIN record.hash, and nothing changes', async () => {
+    await open({ verifyHashes: true });
+    const d = new DeviceStream(DEV, j.head());
+    const r1 = d.record();
+    await j.appendRecord(r1, sha256(r1));
+    const r2 = d.record();
+    const wrong = sha256(r1); // another record's hash
+    const e = await rejects(j.appendRecord(r2, wrong), 'CHAIN', /record\.hash/);
+    assert.match(e.message, /record 2/);
+    assert.is(j.head().nextSeq, 2);
+    const recs = d.records(3);
+    await rejects(j.appendUnit([r2, ...recs], stateFor(1), [sha256(r2), sha256(recs[0]), sha256(r2), sha256(recs[2])]), 'CHAIN', /unit\.hashes\[2\]/);
+    assert.is(j.head().nextSeq, 2);
+    assert.is(j.lastState(), undefined);
+    assert.equal(await j.appendUnit([r2, ...recs], stateFor(1), [r2, ...recs].map((r) => sha256(r))), { firstSeq: 2, lastSeq: 5 });
+  });
+
+  t('units: records and state appended as one; the records read like any others; lastState is the last unit\'s', async () => {
+    await open();
+    assert.is(j.lastState(), undefined, 'no state before any unit');
+    const d = new DeviceStream(DEV, j.head());
+    const plain = d.records(10);
+    await Promise.all(plain.map((r) => j.appendRecord(r)));
+    const u1 = d.records(5);
+    const u2 = d.records(3);
+    // Concurrent units and records share group commits and stay in order.
+    const tail = d.records(4);
+    const [a1, a2, ...rest] = await Promise.all([j.appendUnit(u1, stateFor(1)), j.appendUnit(u2, stateFor(2, 900), u2.map((r) => sha256(r))), ...tail.map((r) => j.appendRecord(r))]);
+    assert.equal(a1, { firstSeq: 11, lastSeq: 15 });
+    assert.equal(a2, { firstSeq: 16, lastSeq: 18 });
+    assert.equal(rest.map((x) => (x as { seq: number }).seq), [19, 20, 21, 22]);
+    assert.is(toHex(j.lastState()!), toHex(stateFor(2, 900)));
+    const all = [...plain, ...u1, ...u2, ...tail];
+    assert.is(j.head().nextSeq, 23);
+    assert.is(toHex(j.head().prev), toHex(sha256(all[21])));
+    // Readers skip state entries: records, unbatched records, lookups, batches.
+    assert.equal((await collect(j.records(1))).map((r) => toHex(r.bytes)), all.map(toHex));
+    assert.equal((await collect(j.records(14, 17))).map((r) => r.seq), [14, 15, 16, 17]);
+    assert.is(toHex((await j.getRecord(18))!), toHex(u2[2]));
+    const b1 = d.batch(all.slice(0, 16));
+    assert.equal(await j.appendBatch(b1), { batchSeq: 1, firstSeq: 1, count: 16 });
+    assert.equal((await collect(j.unbatchedRecords())).map((r) => r.seq), [17, 18, 19, 20, 21, 22]);
+    assert.equal((await collect(j.unreceiptedBatches())).map((b) => toHex(b.sign1)), [toHex(b1)]);
+    const m = j.metrics();
+    assert.is(m.units_appended_total, 2);
+    assert.ok(m.state_entries_total >= 2);
+    assert.ok(m.state_bytes_total >= stateFor(1).length + 900);
+    assert.is(m.last_state_bytes, 900);
+    assert.is(m.records_appended_total, 22);
+    assert.is(m.backlog_records, 22);
+    // lastState is a copy.
+    j.lastState()!.fill(0);
+    assert.is(toHex(j.lastState()!), toHex(stateFor(2, 900)));
+  });
+
+  t('units: a state-only unit; units of records only after it; the state survives reopen', async () => {
+    await open();
+    const d = new DeviceStream(DEV, j.head());
+    await Promise.all(d.records(3).map((r) => j.appendRecord(r)));
+    assert.equal(await j.appendUnit([], stateFor(7)), { firstSeq: 4, lastSeq: 3 });
+    assert.is(toHex(j.lastState()!), toHex(stateFor(7)));
+    assert.is(j.head().nextSeq, 4, 'a state-only unit takes no seq');
+    assert.is(j.stats().lastSeq, 3);
+    await j.appendUnit(d.records(2), stateFor(8, 3));
+    await j.appendRecord(d.record()); // a plain record after a unit does not touch the state
+    await reopen();
+    assert.is(toHex(j.lastState()!), toHex(stateFor(8, 3)), 'the state round-trips through close and reopen');
+    assert.is(j.stats().lastSeq, 6);
+    assert.equal((await collect(j.records(1))).map((r) => r.seq), [1, 2, 3, 4, 5, 6]);
+    const d2 = new DeviceStream(DEV, j.head());
+    assert.equal(await j.appendUnit([d2.record()], stateFor(9)), { firstSeq: 7, lastSeq: 7 });
+    assert.is(toHex(j.lastState()!), toHex(stateFor(9)));
+  });
+
+  t('units: refused whole — a bad record anywhere, a bad state, a unit too large — and nothing of it stays', async () => {
+    await open();
+    const d = new DeviceStream(DEV, j.head());
+    await j.appendUnit(d.records(2), stateFor(1));
+    const head = j.head();
+    const recs = d.records(4);
+    const forked = [recs[0], recs[1], recordFor(DEV, 5, new Uint8Array(32).fill(3)), recs[3]];
+    const e = await rejects(j.appendUnit(forked, stateFor(2)), 'CHAIN', /record\.prev/);
+    assert.match(e.message, /unit\.records\[2\]/);
+    await rejects(j.appendUnit([recs[1]], stateFor(2)), 'CHAIN', /record\.seq/);
+    await rejects(j.appendUnit([recs[0], new Uint8Array([1, 2, 3])], stateFor(2)), 'TYPED', /unit\.records\[1\]/);
+    await rejects(j.appendUnit(recs, new Uint8Array(0)), 'TYPED', /unit\.state/);
+    await rejects(j.appendUnit(recs, 'state' as unknown as Uint8Array), 'TYPED', /unit\.state/);
+    await rejects(j.appendUnit(recs, new Uint8Array(MAX_STATE_BYTES + 1)), 'TOO_LARGE', /unit\.state/);
+    await rejects(j.appendUnit(recs, stateFor(2), recs.slice(1).map((r) => sha256(r))), 'TYPED', /unit\.hashes/);
+    // Larger than one atomic unit may be: refused naming the limit.
+    const big: Uint8Array[] = [];
+    const more = new DeviceStream(DEV, j.head());
+    let size = 9 + MAX_STATE_BYTES;
+    while (size <= j.maxUnitBytes) {
+      const r = more.record();
+      big.push(r);
+      size += 9 + r.length;
+    }
+    const tl = await rejects(j.appendUnit(big, new Uint8Array(MAX_STATE_BYTES)), 'TOO_LARGE', /^unit$/);
+    assert.match(tl.message, new RegExp(String(j.maxUnitBytes)));
+    // Nothing of any refused unit is there.
+    assert.equal({ ...j.head(), prev: toHex(j.head().prev), prevBatch: toHex(j.head().prevBatch) }, { ...head, prev: toHex(head.prev), prevBatch: toHex(head.prevBatch) });
+    assert.is(toHex(j.lastState()!), toHex(stateFor(1)));
+    assert.is(j.stats().lastSeq, 2);
+    // The largest state fits on its own; the stream continues.
+    await j.appendUnit([], new Uint8Array(MAX_STATE_BYTES).fill(5));
+    assert.equal(await j.appendUnit(recs, stateFor(3)), { firstSeq: 3, lastSeq: 6 });
+    await reopen();
+    assert.is(toHex(j.lastState()!), toHex(stateFor(3)));
+    assert.equal((await collect(j.records(1))).map((r) => r.seq), [1, 2, 3, 4, 5, 6]);
+  });
+
+  t('units and the quota: refused like records (state-only ones too) with QUOTA; the reserve still takes batches', async () => {
+    await open({ maxBytes: 1 << 20 });
+    const d = new DeviceStream(DEV, j.head());
+    const acked: Uint8Array[] = [];
+    let refused: JournalError | undefined;
+    for (let i = 0; i < 2000 && !refused; i++) {
+      const recs = [recordFor(DEV, d.nextSeq, d.prev)];
+      try {
+        await j.appendUnit(recs, stateFor(i, 200));
+        d.record();
+        acked.push(recs[0]);
+      } catch (e) {
+        refused = e as JournalError;
+      }
+    }
+    assert.is(refused?.kind, 'QUOTA', `units stop at the quota (${refused?.message})`);
+    // Every state written takes its room, so state-only units reach the quota too.
+    let stateOnly: JournalError | undefined;
+    for (let i = 0; i < 5000 && !stateOnly; i++) await j.appendUnit([], stateFor(acked.length - 1, 200)).catch((e) => (stateOnly = e));
+    assert.is(stateOnly?.kind, 'QUOTA', 'state-only units count against the record limit');
+    assert.is(j.backpressure().state, 'full');
+    assert.is(j.head().nextSeq, acked.length + 1);
+    assert.is(toHex(j.lastState()!), toHex(stateFor(acked.length - 1, 200)));
+    await j.appendBatch(d.batch(acked.slice(0, Math.floor(acked.length * 0.8))));
+    await j.markCommitted(1, receiptFor(1));
+    await j.compact();
+    assert.is(j.backpressure().state, 'ok');
+    assert.is(toHex(j.lastState()!), toHex(stateFor(acked.length - 1, 200)), 'compaction keeps the latest state');
+    await j.appendUnit([d.record()], stateFor(5000));
+    await reopen();
+    assert.is(toHex(j.lastState()!), toHex(stateFor(5000)));
   });
 
   t('events and metrics: recovered at open, unsubscribe works, metrics are numbers', async () => {

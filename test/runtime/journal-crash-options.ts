@@ -8,3 +8,11 @@ export const crashJournalOptions = {
   maxGroupBytes: 96 << 10,
   checkpointEveryBytes: 128 << 10,
 } as const;
+
+/** The state blob of unit `id`: it names the unit, then `pad` bytes (sizes vary, some beyond a page). */
+export function unitState(id: string, pad: number): Uint8Array {
+  const head = Buffer.from(`unit ${id};`);
+  const b = Buffer.alloc(head.length + pad, id.length & 0xff);
+  head.copy(b);
+  return new Uint8Array(b);
+}

@@ -27,10 +27,12 @@ export async function fill(j: FileJournal, d: DeviceStream, n: number): Promise<
 
 /**
  * A copy of the directory while the journal is open and idle: exactly what a
- * kill -9 leaves (the page cache holds every completed write).
+ * kill -9 leaves (the page cache holds every completed write). Files being
+ * made in the background (`*.tmp`, renamed when done) are left out: they may
+ * vanish during the copy, and recovery deletes them first thing anyway.
  */
 export async function crashImage(dir: string, to: string): Promise<void> {
-  await cp(dir, to, { recursive: true });
+  await cp(dir, to, { recursive: true, filter: (src) => !src.endsWith('.tmp') });
 }
 
 export async function segmentFiles(dir: string): Promise<string[]> {

@@ -38,6 +38,14 @@ export function sign1For(h: BatchHeader): Uint8Array {
   return encode(new Tag(18, [PROTECTED, new Map(), encodeBatchHeader(h), new Uint8Array(64).fill(h.batchSeq & 0xff)]));
 }
 
+/** An opaque state blob for units, deterministic in `n` (`size` bytes, at least 8). */
+export function stateFor(n: number, size = 40): Uint8Array {
+  const b = Buffer.alloc(Math.max(8, size), (n * 37) & 0xff);
+  b.writeUInt32BE(n >>> 0, 0);
+  b.writeUInt32BE(size, 4);
+  return new Uint8Array(b);
+}
+
 export function receiptFor(batchSeq: number): Uint8Array {
   return encode([batchSeq, 'receipt', new Uint8Array(96).fill(batchSeq & 0xff)]);
 }
