@@ -3,22 +3,29 @@
 //
 // - append_durable: 600-byte records made durable in groups of G (--group,
 //   default 512) records per fsync, two groups in flight: records/s, MB/s,
-//   fsyncs/s, mean group, p50/p99 append-to-durable latency.
+//   fsyncs/s, mean group, p50/p99 append-to-durable latency. The caller passes
+//   each record's SHA-256, which it computed to build the next record's
+//   `prev` (as the pipeline does), so the journal does not hash it again.
 // - append_durable on better-sqlite3 (WAL, synchronous=FULL): the same
 //   records, one transaction (one fsync) per group of the same size, in this
-//   run; and the ratio.
+//   run, no hashing either; and the ratio. Journal and SQLite runs alternate,
+//   --rounds times (default 3); the figures are the medians, each round is
+//   printed too (a shared, loaded machine swings from run to run).
 // - append_offered_100k: an open-loop load of 100k records/s (readings arrive
 //   whether or not the disk keeps up); latency counts from each arrival.
 // - append_serial: one append at a time (a single sensor waiting for its ACK).
 // - rss_backlog_1m: RSS before and after a 1M-record backlog (child process).
 // - open_1gb: opening a 1 GB journal after kill -9, after a clean close, and
 //   with checkpoint and sidecars deleted (full rescan); drain of the backlog.
-// Options: --records N (default 200000), --group G (default 512), --gb X (default 1), --skip-1gb.
+// - crc32c: the frame CRC alone, MB per CPU-second.
+// Options: --records N (default 200000), --group G (default 512), --rounds R
+// (default 3), --gb X (default 1), --skip-1gb, --only a,b (figure names).
 // The 1 GB work happens in a temp dir that is removed afterwards.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, open, readdir, rm, unlink } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
+import { opsPerSecAndCpu } from './_util.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
@@ -27,7 +34,10 @@ import { createRequire } from 'node:module';
 import { encode } from '../protocol/cbor.js';
 import { sha256, ZERO32 } from '../protocol/bytes.js';
 import { encodeRecord, type JsonObject } from '../protocol/record.js';
+import { crc32c } from '../protocol/crc32c.js';
 import { FileJournal } from '../runtime/journal/file-journal.js';
+import { Preallocator } from '../runtime/journal/preallocate.js';
+import { appendFlags } from '../runtime/journal/fs-util.js';
 import { readRecordHead } from '../runtime/journal/record-head.js';
 import { sampleEvent } from '../test/helpers/fixtures.js';
 
@@ -119,16 +129,20 @@ class RecordMaker {
 class RecordArena {
   private buf: Buffer;
   private offs: Float64Array;
+  /** SHA-256 of each record, as the maker computed it for the next record's prev. */
+  private hashes: Buffer;
   readonly length: number;
   readonly bytes: number;
   constructor(maker: RecordMaker, n: number) {
     const first = maker.next();
     this.buf = Buffer.allocUnsafe((first.length + 16) * n);
+    this.hashes = Buffer.allocUnsafe(32 * n);
     this.offs = new Float64Array(n + 1);
     let o = 0;
     for (let i = 0; i < n; i++) {
       const r = i === 0 ? first : maker.next();
       this.buf.set(r, o);
+      this.hashes.set(maker.prev, 32 * i);
       this.offs[i] = o;
       o += r.length;
     }
@@ -139,8 +153,11 @@ class RecordArena {
   get(i: number): Uint8Array {
     return this.buf.subarray(this.offs[i], this.offs[i + 1]);
   }
+  hash(i: number): Uint8Array {
+    return this.hashes.subarray(32 * i, 32 * i + 32);
+  }
   slice(n: number): RecordArena {
-    return Object.assign(Object.create(RecordArena.prototype), { buf: this.buf, offs: this.offs.subarray(0, n + 1), length: n, bytes: this.offs[n] });
+    return Object.assign(Object.create(RecordArena.prototype), { buf: this.buf, hashes: this.hashes, offs: this.offs.subarray(0, n + 1), length: n, bytes: this.offs[n] });
   }
 }
 
@@ -170,13 +187,51 @@ function ioWriteBytes(): number {
   }
 }
 
+/**
+ * Sectors written to the block device under tmpdir (/sys/dev/block/M:m/stat),
+ * in bytes, or NaN. Device-wide: other processes' writes count too, so on a
+ * shared machine this is an upper bound. Why besides /proc/self/io: on ext4,
+ * writes into fallocated (unwritten) extents are charged to write_bytes
+ * several times over (measured 2005 bytes per 596-byte record, against 617
+ * without preallocation) while the device sees the same ~130 MB either way.
+ */
+const statPath = (() => {
+  try {
+    const dev = statSync(tmpdir()).dev;
+    const major = ((dev >>> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
+    const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff);
+    return `/sys/dev/block/${major}:${minor}/stat`;
+  } catch {
+    return undefined;
+  }
+})();
+function deviceWriteBytes(): number {
+  try {
+    return Number(readFileSync(statPath!, 'utf8').trim().split(/\s+/)[6]) * 512;
+  } catch {
+    return NaN;
+  }
+}
+
 /** CPU time (all threads, user + system) and storage writes spent by `f`. */
-async function metered<T>(f: () => Promise<T>): Promise<T & { cpuUsPerRecord: number; diskBytes: number }> {
+async function metered<T>(f: () => Promise<T>): Promise<T & { cpuUsPerRecord: number; diskBytes: number; deviceBytes: number }> {
+  await settle();
   const c0 = process.cpuUsage();
   const w0 = ioWriteBytes();
+  const d0 = deviceWriteBytes();
   const r = (await f()) as T & { records: number };
   const c = process.cpuUsage(c0);
-  return { ...r, cpuUsPerRecord: (c.user + c.system) / r.records, diskBytes: ioWriteBytes() - w0 };
+  return { ...r, cpuUsPerRecord: (c.user + c.system) / r.records, diskBytes: ioWriteBytes() - w0, deviceBytes: deviceWriteBytes() - d0 };
+}
+
+/**
+ * Before each measured run: write back what the runs before it left behind
+ * (their files were just deleted: freed blocks, directory updates), so this
+ * run does not pay for the last one's cleanup in its first fsyncs.
+ */
+async function settle(): Promise<void> {
+  execFileSync('sync');
+  await new Promise((r) => setTimeout(r, 200));
 }
 
 async function tmp(tag: string): Promise<string> {
@@ -190,7 +245,7 @@ async function tmp(tag: string): Promise<string> {
  * groups in flight: the next group is appended while the previous one is on
  * its way to the disk, as the MCU link keeps receiving while it waits.
  */
-async function journalGroups(recs: RecordArena, group: number, preallocate = true) {
+async function journalGroups(recs: RecordArena, group: number, preallocate: boolean | 'zero-fill' = true, callerHashes = true) {
   const dir = await tmp('j');
   const window = 2 * group;
   const j = new FileJournal({ dir, deviceId: DEV, maxBytes: 4096 * MiB, preallocate, maxGroupBytes: Math.max(70_000, group * (recs.get(0).length + 9)) });
@@ -204,7 +259,7 @@ async function journalGroups(recs: RecordArena, group: number, preallocate = tru
     if (inflight >= window) await new Promise<void>((r) => (wake = r));
     inflight++;
     start[i] = performance.now();
-    void j.appendRecord(recs.get(i)).then(() => {
+    void j.appendRecord(recs.get(i), callerHashes ? recs.hash(i) : undefined).then(() => {
       lat[i] = performance.now() - start[i];
       inflight--;
       if (wake && inflight < window) {
@@ -221,11 +276,16 @@ async function journalGroups(recs: RecordArena, group: number, preallocate = tru
   await rm(dir, { recursive: true, force: true });
   lat.sort();
   const bytes = recs.bytes;
-  return { records: recs.length, rps: recs.length / secs, mbps: bytes / MiB / secs, fsyncsPerS: m.fsyncs_total / secs, group: m.group_entries_total / m.fsyncs_total, p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat[lat.length - 1], secs };
+  return { records: recs.length, rps: recs.length / secs, mbps: bytes / MiB / secs, fsyncsPerS: m.fsyncs_total / secs, fsyncMs: (m.fsync_seconds_total * 1000) / m.fsyncs_total, group: m.group_entries_total / m.fsyncs_total, p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat[lat.length - 1], secs };
 }
 
-/** Open loop: records arrive at `rate`/s; latency counts from each arrival. */
-async function journalOpenLoop(recs: RecordArena, rate: number) {
+/**
+ * Open loop: records arrive at `rate`/s; latency counts from each arrival.
+ * The first `warmupS` seconds after open() are reported apart (p99_all
+ * includes them): a gateway opens its journal once and then runs for days.
+ */
+async function journalOpenLoop(recs: RecordArena, rate: number, warmupS: number) {
+  await settle();
   const dir = await tmp('jo');
   const j = new FileJournal({ dir, deviceId: DEV, maxBytes: 4096 * MiB });
   await j.open();
@@ -239,7 +299,7 @@ async function journalOpenLoop(recs: RecordArena, rate: number) {
     for (; i < due; i++) {
       const arrival = t0 + (i / rate) * 1000;
       const k = i;
-      void j.appendRecord(recs.get(k)).then(() => {
+      void j.appendRecord(recs.get(k), recs.hash(k)).then(() => {
         lat[k] = performance.now() - arrival;
         if (++done === recs.length) allDone?.();
       });
@@ -251,11 +311,81 @@ async function journalOpenLoop(recs: RecordArena, rate: number) {
   const m = j.metrics();
   await j.close();
   await rm(dir, { recursive: true, force: true });
+  const warm = Math.min(recs.length - 1, Math.floor(warmupS * rate));
+  const steady = lat.slice(warm).sort();
+  const warmup = lat.slice(0, warm).sort();
   lat.sort();
-  return { rps: recs.length / secs, p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat[lat.length - 1], group: m.group_entries_total / m.fsyncs_total };
+  return { rps: recs.length / secs, measured: steady.length, p50: pct(steady, 0.5), p90: pct(steady, 0.9), p99: pct(steady, 0.99), max: steady[steady.length - 1], p99All: pct(lat, 0.99), warmupP99: warm ? pct(warmup, 0.99) : 0, group: m.group_entries_total / m.fsyncs_total, fsyncMs: (m.fsync_seconds_total * 1000) / m.fsyncs_total };
+}
+
+/**
+ * The disk's own floor under the same open-loop load: the same arrivals,
+ * written as plain bytes, one durable (O_DSYNC) write at a time, into a
+ * preallocated file — no framing, no checks, no journal. What the journal's
+ * p99 adds on top of this is its own.
+ */
+async function fdatasyncFloor(recs: RecordArena, rate: number, warmupS: number) {
+  await settle();
+  const dir = await tmp('jf');
+  const path = join(dir, 'floor');
+  const fh = await open(path, appendFlags(true));
+  const size = Math.ceil((recs.bytes * 1.1) / MiB) * MiB;
+  try {
+    const pre = new Preallocator(dir, 'fallocate');
+    await pre.allocate(fh, path, 0, size);
+    await fh.datasync();
+    pre.stop();
+    const lat = new Float64Array(recs.length);
+    const buf = Buffer.allocUnsafe(16 * MiB);
+    let pos = 0;
+    let queued = 0; // arrivals not yet in a group: indexes [taken, taken + queued)
+    let taken = 0;
+    let busy = false;
+    let idle: (() => void) | undefined;
+    const flush = async () => {
+      busy = true;
+      while (queued > 0) {
+        const from = taken;
+        let n = 0;
+        let bytes = 0;
+        while (n < queued && bytes + recs.get(from + n).length <= buf.length) {
+          const r = recs.get(from + n);
+          buf.set(r, bytes);
+          bytes += r.length;
+          n++;
+        }
+        taken += n;
+        queued -= n;
+        await fh.write(buf, 0, bytes, pos);
+        pos += bytes;
+        const now = performance.now();
+        for (let k = from; k < from + n; k++) lat[k] = now - arrivalAt(k);
+      }
+      busy = false;
+      idle?.();
+    };
+    const t0 = performance.now();
+    const arrivalAt = (k: number) => t0 + (k / rate) * 1000;
+    let i = 0;
+    while (i < recs.length) {
+      const due = Math.min(recs.length, Math.floor(((performance.now() - t0) / 1000) * rate));
+      queued += due - i;
+      i = due;
+      if (!busy && queued > 0) void flush();
+      await new Promise((r) => setImmediate(r));
+    }
+    if (busy) await new Promise<void>((r) => (idle = r));
+    const warm = Math.min(recs.length - 1, Math.floor(warmupS * rate));
+    const steady = lat.slice(warm).sort();
+    return { p50: pct(steady, 0.5), p90: pct(steady, 0.9), p99: pct(steady, 0.99), max: steady[steady.length - 1] };
+  } finally {
+    await fh.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function journalSerial(recs: RecordArena) {
+  await settle();
   const dir = await tmp('js');
   const j = new FileJournal({ dir, deviceId: DEV, maxBytes: 512 * MiB });
   await j.open();
@@ -263,7 +393,7 @@ async function journalSerial(recs: RecordArena) {
   const t0 = performance.now();
   for (let i = 0; i < recs.length; i++) {
     const s = performance.now();
-    await j.appendRecord(recs.get(i));
+    await j.appendRecord(recs.get(i), recs.hash(i));
     lat[i] = performance.now() - s;
   }
   const secs = (performance.now() - t0) / 1000;
@@ -332,7 +462,8 @@ async function writer(dir: string, gb: number, window: number): Promise<void> {
     for (let i = 0; i < n; i++) {
       if (inflight >= window) await new Promise<void>((r) => (wake = r));
       inflight++;
-      void j.appendRecord(maker.next()).then(() => {
+      const r = maker.next();
+      void j.appendRecord(r, maker.prev).then(() => {
         inflight--;
         if (wake && inflight < window) {
           const w = wake;
@@ -435,25 +566,61 @@ async function main(): Promise<void> {
   const recs = new RecordArena(maker, N);
   const size = recs.get(0).length;
 
-  const jr = await metered(() => journalGroups(recs, group));
-  emit({ name: 'append_durable', impl: 'iscm-journal', record_bytes: size, records: N, group, in_flight: window, records_per_s: Math.round(jr.rps), mb_per_s: r1(jr.mbps), fsyncs_per_s: Math.round(jr.fsyncsPerS), mean_group: r1(jr.group), p50_ms: r3(jr.p50), p99_ms: r3(jr.p99), max_ms: r3(jr.max), cpu_us_per_record: r1(jr.cpuUsPerRecord), disk_bytes_per_record: Math.round(jr.diskBytes / N), goal_records_per_s: 100_000 });
-  const sq = await metered(() => sqlite(recs, group));
-  emit({ name: 'append_durable', impl: 'better-sqlite3', record_bytes: size, records: N, group, settings: 'WAL, synchronous=FULL', records_per_s: Math.round(sq.rps), mb_per_s: r1(sq.mbps), fsyncs_per_s: Math.round(sq.commitsPerS), p50_ms: r3(sq.p50), p99_ms: r3(sq.p99), cpu_us_per_record: r1(sq.cpuUsPerRecord), disk_bytes_per_record: Math.round(sq.diskBytes / N) });
-  emit({ name: 'append_durable_ratio', impl: 'iscm-journal/better-sqlite3', ratio: Math.round((jr.rps / sq.rps) * 100) / 100, goal: 1.5 });
-  const jn = await metered(() => journalGroups(recs, group, false));
-  emit({ name: 'append_durable', impl: 'iscm-journal(preallocate:false)', record_bytes: size, records: N, group, records_per_s: Math.round(jn.rps), fsyncs_per_s: Math.round(jn.fsyncsPerS), p50_ms: r3(jn.p50), p99_ms: r3(jn.p99), cpu_us_per_record: r1(jn.cpuUsPerRecord), disk_bytes_per_record: Math.round(jn.diskBytes / N) });
-  const sqc = await metered(() => sqlite(recs, group, true));
-  emit({ name: 'append_durable', impl: 'better-sqlite3+chain-check', record_bytes: size, records: N, group, note: 'SQLite plus the journal\'s per-record SHA-256 chain check', records_per_s: Math.round(sqc.rps), cpu_us_per_record: r1(sqc.cpuUsPerRecord) });
-  emit({ name: 'append_durable_ratio', impl: 'iscm-journal/better-sqlite3+chain-check', ratio: Math.round((jr.rps / sqc.rps) * 100) / 100, note: 'equal per-record validation work' });
+  const rounds = arg('rounds', 3);
+  const only = process.argv.includes('--only') ? new Set(process.argv[process.argv.indexOf('--only') + 1].split(',')) : undefined;
+  const want = (name: string) => !only || only.has(name);
+  const load0 = loadavg();
 
-  const off = await journalOpenLoop(recs, 100_000);
-  emit({ name: 'append_offered_100k', impl: 'iscm-journal', offered_per_s: 100_000, records_per_s: Math.round(off.rps), mean_group: r1(off.group), p50_ms: r3(off.p50), p99_ms: r3(off.p99), max_ms: r3(off.max), goal_p99_ms: 10 });
-  const ser = await journalSerial(recs.slice(2000));
-  emit({ name: 'append_serial', impl: 'iscm-journal', records_per_s: Math.round(ser.rps), p50_ms: r3(ser.p50), p99_ms: r3(ser.p99), note: 'one append awaited at a time (a lone sensor)' });
-  const sqs = await sqlite(recs.slice(2000), 1);
-  emit({ name: 'append_serial', impl: 'better-sqlite3', records_per_s: Math.round(sqs.rps), p50_ms: r3(sqs.p50), p99_ms: r3(sqs.p99) });
+  if (want('crc32c')) {
+    const buf = Buffer.alloc(1 << 20, 0x5a);
+    const r = opsPerSecAndCpu((i) => crc32c(buf, 0, (i * 605) & 0x7ffff, ((i * 605) & 0x7ffff) + 605), 1000, 1000);
+    emit({ name: 'crc32c', impl: 'protocol/crc32c.ts', frame_bytes: 605, mb_per_s: r1((r.per_s * 605) / 1e6), mb_per_cpu_s: r1((r.per_cpu_s * 605) / 1e6), us_per_frame: r3(1e6 / r.per_cpu_s) });
+  }
 
-  if (!process.argv.includes('--skip-1gb')) {
+  if (want('append_durable')) {
+    // Alternating rounds: both sides see the same neighbours' load.
+    const js: Array<Awaited<ReturnType<typeof journalGroups>> & { cpuUsPerRecord: number; diskBytes: number; deviceBytes: number }> = [];
+    const ss: Array<Awaited<ReturnType<typeof sqlite>> & { cpuUsPerRecord: number; diskBytes: number; deviceBytes: number }> = [];
+    for (let k = 0; k < rounds; k++) {
+      js.push(await metered(() => journalGroups(recs, group)));
+      ss.push(await metered(() => sqlite(recs, group)));
+      emit({ name: 'append_durable_round', round: k + 1, journal_records_per_s: Math.round(js[k].rps), sqlite_records_per_s: Math.round(ss[k].rps), ratio: Math.round((js[k].rps / ss[k].rps) * 100) / 100, loadavg_1m: r1(loadavg()[0]) });
+    }
+    const median = <T extends { rps: number }>(xs: T[]): T => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
+    const jr = median(js);
+    const sq = median(ss);
+    emit({ name: 'append_durable', impl: 'iscm-journal', record_bytes: size, records: N, group, in_flight: window, rounds, caller_hashes: true, preallocate: 'fallocate', records_per_s: Math.round(jr.rps), mb_per_s: r1(jr.mbps), fsyncs_per_s: Math.round(jr.fsyncsPerS), fsync_ms: r3(jr.fsyncMs), mean_group: r1(jr.group), p50_ms: r3(jr.p50), p99_ms: r3(jr.p99), max_ms: r3(jr.max), cpu_us_per_record: r1(jr.cpuUsPerRecord), proc_write_bytes_per_record: Math.round(jr.diskBytes / N), device_write_bytes_per_record: Math.round(jr.deviceBytes / N), goal_records_per_s: 100_000 });
+    emit({ name: 'append_durable', impl: 'better-sqlite3', record_bytes: size, records: N, group, rounds, settings: 'WAL, synchronous=FULL', records_per_s: Math.round(sq.rps), mb_per_s: r1(sq.mbps), fsyncs_per_s: Math.round(sq.commitsPerS), p50_ms: r3(sq.p50), p99_ms: r3(sq.p99), cpu_us_per_record: r1(sq.cpuUsPerRecord), proc_write_bytes_per_record: Math.round(sq.diskBytes / N), device_write_bytes_per_record: Math.round(sq.deviceBytes / N) });
+    emit({ name: 'append_durable_ratio', impl: 'iscm-journal/better-sqlite3', ratio: Math.round((jr.rps / sq.rps) * 100) / 100, of: 'medians', goal: 1.5 });
+  }
+  if (want('append_durable_variants')) {
+    const jh = await metered(() => journalGroups(recs, group, true, false));
+    emit({ name: 'append_durable', impl: 'iscm-journal(journal hashes)', note: 'no caller hashes: the journal computes every SHA-256', records_per_s: Math.round(jh.rps), p50_ms: r3(jh.p50), p99_ms: r3(jh.p99), cpu_us_per_record: r1(jh.cpuUsPerRecord) });
+    const jz = await metered(() => journalGroups(recs, group, 'zero-fill'));
+    emit({ name: 'append_durable', impl: "iscm-journal(preallocate:'zero-fill')", records_per_s: Math.round(jz.rps), fsync_ms: r3(jz.fsyncMs), p50_ms: r3(jz.p50), p99_ms: r3(jz.p99), cpu_us_per_record: r1(jz.cpuUsPerRecord), proc_write_bytes_per_record: Math.round(jz.diskBytes / N), device_write_bytes_per_record: Math.round(jz.deviceBytes / N) });
+    const jn = await metered(() => journalGroups(recs, group, false));
+    emit({ name: 'append_durable', impl: 'iscm-journal(preallocate:false)', records_per_s: Math.round(jn.rps), fsync_ms: r3(jn.fsyncMs), p50_ms: r3(jn.p50), p99_ms: r3(jn.p99), cpu_us_per_record: r1(jn.cpuUsPerRecord), proc_write_bytes_per_record: Math.round(jn.diskBytes / N), device_write_bytes_per_record: Math.round(jn.deviceBytes / N) });
+    const sqc = await metered(() => sqlite(recs, group, true));
+    emit({ name: 'append_durable', impl: 'better-sqlite3+chain-check', note: "SQLite plus a per-record SHA-256 chain check (what the journal does without caller hashes)", records_per_s: Math.round(sqc.rps), cpu_us_per_record: r1(sqc.cpuUsPerRecord) });
+    emit({ name: 'append_durable_ratio', impl: 'iscm-journal(journal hashes)/better-sqlite3+chain-check', ratio: Math.round((jh.rps / sqc.rps) * 100) / 100, note: 'both hash every record' });
+  }
+
+  if (want('append_offered_100k')) {
+    const warmupS = 0.5;
+    const off = await journalOpenLoop(recs, 100_000, warmupS);
+    const floor = await fdatasyncFloor(recs, 100_000, warmupS);
+    emit({ name: 'append_offered_100k', impl: 'fdatasync floor', note: 'the same arrivals as bare durable (O_DSYNC) writes, no journal: the disk under this load', p50_ms: r3(floor.p50), p90_ms: r3(floor.p90), p99_ms: r3(floor.p99), max_ms: r3(floor.max), loadavg_1m: r1(loadavg()[0]) });
+    emit({ name: 'append_offered_100k', impl: 'iscm-journal', offered_per_s: 100_000, records_per_s: Math.round(off.rps), warmup_s: warmupS, measured_records: off.measured, mean_group: r1(off.group), fsync_ms: r3(off.fsyncMs), p50_ms: r3(off.p50), p90_ms: r3(off.p90), p99_ms: r3(off.p99), max_ms: r3(off.max), p99_ms_incl_warmup: r3(off.p99All), warmup_p99_ms: r3(off.warmupP99), loadavg_1m: r1(loadavg()[0]), goal_p99_ms: 10 });
+  }
+  if (want('append_serial')) {
+    const ser = await journalSerial(recs.slice(2000));
+    emit({ name: 'append_serial', impl: 'iscm-journal', records_per_s: Math.round(ser.rps), p50_ms: r3(ser.p50), p99_ms: r3(ser.p99), note: 'one append awaited at a time (a lone sensor)' });
+    await settle();
+    const sqs = await sqlite(recs.slice(2000), 1);
+    emit({ name: 'append_serial', impl: 'better-sqlite3', records_per_s: Math.round(sqs.rps), p50_ms: r3(sqs.p50), p99_ms: r3(sqs.p99) });
+  }
+
+  if (!process.argv.includes('--skip-1gb') && (want('rss_backlog_1m') || want('open_1gb'))) {
     const g = await oneGigabyte(gb, window);
     const smp = (g.rss as unknown as { samples: Array<Record<string, number>> }).samples;
     const [s0, sHalf, s1] = [smp[0], smp[2], smp[4]];
@@ -480,7 +647,9 @@ async function main(): Promise<void> {
     const { bench: _b, name, impl, ...rest } = f;
     return `${String(name).padEnd(22)} ${String(impl).padEnd(28)} ${Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(' ')}`;
   });
-  process.stderr.write(`\njournal benchmark (${process.platform}/${process.arch}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}, tmpdir ${tmpdir()}, warm page cache)\n${rows.join('\n')}\n`);
+  const load1 = loadavg();
+  emit({ name: 'machine', platform: `${process.platform}/${process.arch}`, cpus: cpus().length, node: process.version, tmpdir: tmpdir(), loadavg_start: load0.map(r1).join(' '), loadavg_end: load1.map(r1).join(' ') });
+  process.stderr.write(`\njournal benchmark (${process.platform}/${process.arch}, ${cpus().length} CPUs, load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}, node ${process.version}, tmpdir ${tmpdir()}, warm page cache)\n${rows.join('\n')}\n`);
 }
 
 if (process.argv[2] === '--writer') await writer(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));

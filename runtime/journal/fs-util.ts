@@ -1,4 +1,5 @@
 // Small filesystem helpers with the durability steps spelled out.
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fsError } from './errors.js';
 
@@ -13,6 +14,15 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh?.close().catch(() => {});
   }
+}
+
+/**
+ * Flags for a segment the journal appends to: read-write and O_DSYNC, so
+ * every write returns only once durable (synchronized I/O data integrity, as
+ * write + fdatasync). `create` also creates and truncates.
+ */
+export function appendFlags(create = false): number {
+  return constants.O_RDWR | constants.O_DSYNC | (create ? constants.O_CREAT | constants.O_TRUNC : 0);
 }
 
 /** Writes all of `bufs` at `pos`, looping over short writes. */

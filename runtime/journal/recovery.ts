@@ -23,7 +23,7 @@ import { genesisState, sameState, describeState, type ChainState } from './chain
 import { readCheckpoint, readIndex, writeIndex } from './checkpoint.js';
 import { JournalError, fsError } from './errors.js';
 import { checkFrame, EntryType, FRAME_HEAD, FRAME_OVERHEAD } from './frame.js';
-import { fsyncDir, readAt, writeAll, zeroFill } from './fs-util.js';
+import { appendFlags, fsyncDir, readAt, writeAll, zeroFill } from './fs-util.js';
 import type { Preallocator } from './preallocate.js';
 import type { DroppedTail, RecoveryReport } from './journal.js';
 import { nonZeroExtent, scanSegment } from './scan.js';
@@ -128,7 +128,8 @@ export async function recover(c: RecoveryConfig): Promise<Recovered> {
     const path = join(c.dir, segmentName(id));
     let fh: FileHandle;
     try {
-      fh = await open(path, last && !c.readOnly ? 'r+' : 'r');
+      // The last segment stays open for the appends (O_DSYNC: each write durable when it returns).
+      fh = await open(path, last && !c.readOnly ? appendFlags() : 'r');
     } catch (e) {
       throw fsError(e, 'open', path);
     }

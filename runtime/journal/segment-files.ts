@@ -9,7 +9,7 @@ import { writeIndex } from './checkpoint.js';
 import { fsError, JournalError } from './errors.js';
 import type { Roll } from './frame-queue.js';
 import { FRAME_OVERHEAD } from './frame.js';
-import { fsyncDir, writeAll } from './fs-util.js';
+import { appendFlags, fsyncDir, writeAll } from './fs-util.js';
 import type { Preallocator } from './preallocate.js';
 import { SPARE_NAME } from './recovery.js';
 import { indexName, MAX_HEADER_BYTES, segmentName } from './segment-header.js';
@@ -30,6 +30,9 @@ export async function createSpare(dir: string, size: number, prealloc: Prealloca
   try {
     fh = await open(tmp, 'w');
     await prealloc.allocate(fh, tmp, 0, size);
+    // Commit the allocation now, in the background, rather than inside the
+    // first append's durable write that would otherwise carry it.
+    await fh.datasync();
     await fh.close();
     fh = undefined;
     await rename(tmp, fin);
@@ -54,12 +57,14 @@ export async function openSegment(dir: string, roll: Roll, old: SegmentSummary, 
   let fh: FileHandle | undefined;
   let src = '';
   try {
+    // Opened for the appends to come (O_DSYNC): the header write below is
+    // durable when it returns.
     if (takeSpare) {
       src = await takeSpare();
-      fh = await open(src, 'r+');
+      fh = await open(src, appendFlags());
     } else {
       src = `${path}.tmp`;
-      fh = await open(src, 'w+');
+      fh = await open(src, appendFlags(true));
     }
     const head = roll.carry ? [roll.header, roll.carry] : [roll.header];
     const written = roll.header.length + (roll.carry?.length ?? 0);
@@ -67,7 +72,6 @@ export async function openSegment(dir: string, roll: Roll, old: SegmentSummary, 
     // crash mid-rollover may hold an older, longer header.
     if (takeSpare && written < MAX_HEADER_BYTES) head.push(Buffer.alloc(MAX_HEADER_BYTES - written));
     await writeAll(fh, head, 0);
-    await fh.datasync();
     await rename(src, path);
   } catch (e) {
     await fh?.close().catch(() => {});
