@@ -41,7 +41,7 @@ import { readBatches, readReceipt, readRecords, verifySegments, type Problem } f
 import { readRecordHead } from './record-head.js';
 import { bytesToLatin1, latin1Into, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
 import { recover, SPARE_NAME } from './recovery.js';
-import { createSpare, deleteSegment, openSegment, writeIndexQuietly } from './segment-files.js';
+import { createSpare, deleteSegment, openSegment, reopenSpare, writeIndexQuietly, type Spare } from './segment-files.js';
 import { encodeSegmentHeader, newNonce } from './segment-header.js';
 import { SegmentSummary } from './segment-summary.js';
 import { checkHashShape, inUnit, unitSize, wrongHash } from './unit.js';
@@ -110,7 +110,7 @@ export class FileJournal implements Journal {
   };
 
   // Background work.
-  private spare: Promise<string> | undefined;
+  private spare: Promise<Spare> | undefined;
   /**
    * A rollover holds the spare file (open, not yet renamed): no new spare
    * may be made meanwhile — its rename onto `spare` would be what the
@@ -218,7 +218,13 @@ export class FileJournal implements Journal {
           await unlink(join(this.dir, CHECKPOINT_NAME)).catch(() => {});
           this.alarm('CHECKPOINT', `could not write the checkpoint at open (${(e as Error).message}); the next open will scan the last segment`);
         }
-        if (rec.spareReady) this.spare = Promise.resolve(join(this.dir, SPARE_NAME));
+        if (rec.spareReady) {
+          const p = reopenSpare(this.dir);
+          p.catch(() => {
+            if (this.spare === p) this.spare = undefined;
+          });
+          this.spare = p;
+        }
         this.maybePrepareSpare(true);
         // fallocate takes milliseconds: open() returns with nothing of its own
         // still in flight, so the first appends do not pay for it. (Zero-fill
@@ -255,7 +261,8 @@ export class FileJournal implements Journal {
     this.life = 'closing';
     await this.idle();
     await this.compacting?.catch(() => {});
-    await this.spare?.catch(() => {});
+    await (await this.spare?.catch(() => undefined))?.fh.close().catch(() => {});
+    this.spare = undefined;
     await Promise.all(this.background);
     while (this.ckBusy) await this.ckBusy;
     if (!this.readOnly && !this.failure && this.active) {
@@ -804,15 +811,6 @@ export class FileJournal implements Journal {
   /** Seals the active segment and opens segment `roll.id` (all of the old one is durable). */
   private async rollover(roll: Roll): Promise<void> {
     const old = this.active!;
-    // The sealed segment's index sidecar lets the next open skip scanning it.
-    // A cache, so not on the appends' critical path: written in the background
-    // (a crash before it lands costs one segment scan at the next open).
-    const idx = writeIndexQuietly(this.dir, old, (msg) => {
-      this.m.checkpointErrors++;
-      this.alarm('CHECKPOINT', msg);
-    });
-    this.background.add(idx);
-    void idx.finally(() => this.background.delete(idx));
     let opened: Awaited<ReturnType<typeof openSegment>>;
     this.rolling = true;
     try {
@@ -832,7 +830,16 @@ export class FileJournal implements Journal {
     const oldFh = this.activeFh;
     this.active = summary;
     this.activeFh = fh;
-    await oldFh?.close().catch(() => {});
+    // Off the appends' critical path from here on: closing the sealed
+    // segment, and its index sidecar (a cache: a crash before it lands costs
+    // one segment scan at the next open).
+    this.inBackground(oldFh?.close().catch(() => {}));
+    this.inBackground(
+      writeIndexQuietly(this.dir, old, (msg) => {
+        this.m.checkpointErrors++;
+        this.alarm('CHECKPOINT', msg);
+      }),
+    );
     // No checkpoint now (the next periodic one covers the new segment; until
     // then an open scans it from its start) and the next spare only once
     // this segment is a little way in: a rollover's own fsyncs are enough of
@@ -854,10 +861,16 @@ export class FileJournal implements Journal {
     });
   }
 
-  private async makeSpare(): Promise<string> {
-    let path: string;
+  private inBackground(p: Promise<unknown> | undefined): void {
+    if (!p) return;
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  private async makeSpare(): Promise<Spare> {
+    let spare: Spare;
     try {
-      path = await createSpare(this.dir, this.segmentBytes, this.prealloc!);
+      spare = await createSpare(this.dir, this.segmentBytes, this.prealloc!);
     } catch (e) {
       const err = e as JournalError;
       if (err.kind === 'DISK_FULL') {
@@ -871,11 +884,11 @@ export class FileJournal implements Journal {
       this.quota.diskFull = false;
       this.updateBackpressure();
     }
-    return path;
+    return spare;
   }
 
   /** The spare, ready or being made (makes one if none is); only ever called by a rollover. */
-  private async takeSpare(): Promise<string> {
+  private async takeSpare(): Promise<Spare> {
     const p = this.spare ?? this.makeSpare();
     this.spare = undefined;
     return await p;

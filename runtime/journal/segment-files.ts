@@ -17,26 +17,32 @@ import { SegmentSummary } from './segment-summary.js';
 
 let spares = 0;
 
+/** A prepared next segment, open for appends: `fresh` when made by createSpare (all zeros), not when left by an earlier run. */
+export interface Spare {
+  path: string;
+  fh: FileHandle;
+  fresh: boolean;
+}
+
 /**
- * Prepares `spare`: a file of `size` bytes with its blocks allocated (made
- * under a name of its own ending in .tmp, renamed when done, so a leftover is
- * never taken for ready and two creations never share a file). Returns its
- * path. The caller makes sure no rollover holds the current spare meanwhile.
+ * Prepares `spare`: a file of `size` bytes with its blocks allocated and
+ * committed (made under a name of its own ending in .tmp, renamed when done,
+ * so a leftover is never taken for ready and two creations never share a
+ * file), left open for the rollover that will use it. The caller makes sure
+ * no rollover holds the current spare meanwhile.
  */
-export async function createSpare(dir: string, size: number, prealloc: Preallocator): Promise<string> {
+export async function createSpare(dir: string, size: number, prealloc: Preallocator): Promise<Spare> {
   const tmp = join(dir, `${SPARE_NAME}-${process.pid}-${++spares}.tmp`);
   const fin = join(dir, SPARE_NAME);
   let fh: FileHandle | undefined;
   try {
-    fh = await open(tmp, 'w');
+    fh = await open(tmp, appendFlags(true));
     await prealloc.allocate(fh, tmp, 0, size);
     // Commit the allocation now, in the background, rather than inside the
     // first append's durable write that would otherwise carry it.
     await fh.datasync();
-    await fh.close();
-    fh = undefined;
     await rename(tmp, fin);
-    return fin;
+    return { path: fin, fh, fresh: true };
   } catch (e) {
     await fh?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
@@ -44,33 +50,44 @@ export async function createSpare(dir: string, size: number, prealloc: Prealloca
   }
 }
 
+/** Opens the spare an earlier run left (full-size, maybe holding the header of a rollover it did not finish). */
+export async function reopenSpare(dir: string): Promise<Spare> {
+  const path = join(dir, SPARE_NAME);
+  try {
+    return { path, fh: await open(path, appendFlags()), fresh: false };
+  } catch (e) {
+    throw fsError(e, 'open the spare segment', path);
+  }
+}
+
 /**
  * Creates segment `roll.id` after `old` (all of which is durable): from the
  * spare (`takeSpare`, when preallocating) or a new file. The header and the
- * carried state entry are written and fsync'd before the rename, and the
- * directory is fsync'd after it, so the segment exists, named and whole,
- * before any entry placed in it is written.
+ * carried state entry are written durably (O_DSYNC) before the rename, and
+ * the directory is fsync'd after it, so the segment exists, named and whole,
+ * before any entry placed in it is written. This is on the appends' critical
+ * path: the spare is already open, and a fresh one needs no zeros written.
  */
-export async function openSegment(dir: string, roll: Roll, old: SegmentSummary, takeSpare: (() => Promise<string>) | undefined): Promise<{ fh: FileHandle; summary: SegmentSummary }> {
+export async function openSegment(dir: string, roll: Roll, old: SegmentSummary, takeSpare: (() => Promise<Spare>) | undefined): Promise<{ fh: FileHandle; summary: SegmentSummary }> {
   if (!sameState(roll.base, old.endState)) throw new JournalError('IO', `internal: segment ${roll.id} base differs from the end of segment ${old.id}`);
   const path = join(dir, segmentName(roll.id));
   let fh: FileHandle | undefined;
   let src = '';
   try {
-    // Opened for the appends to come (O_DSYNC): the header write below is
-    // durable when it returns.
+    let pad = false;
     if (takeSpare) {
-      src = await takeSpare();
-      fh = await open(src, appendFlags());
+      const spare = await takeSpare();
+      ({ path: src, fh } = spare);
+      // A spare an earlier run left may hold the longer header of a
+      // rollover it did not finish: zeros over it, up to the largest header.
+      pad = !spare.fresh;
     } else {
       src = `${path}.tmp`;
       fh = await open(src, appendFlags(true));
     }
     const head = roll.carry ? [roll.header, roll.carry] : [roll.header];
     const written = roll.header.length + (roll.carry?.length ?? 0);
-    // Zeros after that up to the largest header size: a spare reused after a
-    // crash mid-rollover may hold an older, longer header.
-    if (takeSpare && written < MAX_HEADER_BYTES) head.push(Buffer.alloc(MAX_HEADER_BYTES - written));
+    if (pad && written < MAX_HEADER_BYTES) head.push(Buffer.alloc(MAX_HEADER_BYTES - written));
     await writeAll(fh, head, 0);
     await rename(src, path);
   } catch (e) {
