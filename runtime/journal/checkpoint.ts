@@ -19,10 +19,9 @@
 // exceptions, fsync'd: the checkpoint open() writes before any append (it
 // marks the journal dirty: a crash must not pass for a clean close) and the
 // clean one close() writes.
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeContainer, encodeContainer } from './container.js';
-import { writeAll } from './fs-util.js';
 import { SegmentSummary } from './segment-summary.js';
 import { writeFileAtomic } from '../../drivers/fs/atomic.js';
 import { indexName } from './segment-header.js';
@@ -52,18 +51,11 @@ export async function writeCheckpoint(dir: string, c: Checkpoint, durable: boole
 /** Replaces a cache file atomically (`path.tmp`, then rename) without forcing it to disk. */
 async function replaceCache(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.tmp`;
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, 'w', 0o644);
-    await writeAll(fh, [bytes], 0);
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, path);
-  } catch (e) {
-    await fh?.close().catch(() => {});
+  await writeFile(tmp, bytes).catch(async (e) => {
     await unlink(tmp).catch(() => {});
     throw e;
-  }
+  });
+  await rename(tmp, path);
 }
 
 /** The checkpoint, or undefined when absent or unusable (the reason is returned for the report). */

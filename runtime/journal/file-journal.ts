@@ -39,8 +39,8 @@ import type { Backpressure, CompactResult, Journal, JournalEvent, JournalHead, J
 import { Preallocator, type PreallocateMethod } from './preallocate.js';
 import { readBatches, readReceipt, readRecords, verifySegments, type Problem } from './readers.js';
 import { readRecordHead } from './record-head.js';
-import { bytesToLatin1, latin1Into, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
-import { recover, SPARE_NAME } from './recovery.js';
+import { latin1Into, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
+import { recover } from './recovery.js';
 import { createSpare, deleteSegment, openSegment, reopenSpare, writeIndexQuietly, type Spare } from './segment-files.js';
 import { encodeSegmentHeader, newNonce } from './segment-header.js';
 import { SegmentSummary } from './segment-summary.js';

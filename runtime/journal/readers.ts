@@ -14,27 +14,37 @@ import { readAt } from './fs-util.js';
 import type { StoredBatch, StoredRecord } from './journal.js';
 import { nonZeroExtent, scanSegment } from './scan.js';
 import { decodeSegmentHeader, MAX_HEADER_BYTES } from './segment-header.js';
-import { SegmentSummary } from './segment-summary.js';
+import { SegmentSummary, type SparseIndex } from './segment-summary.js';
 
-/** Durable records fromSeq..toSeq, in seq order, from `segments` (a snapshot: compaction may delete files meanwhile). */
-export async function* readRecords(segments: SegmentSummary[], fromSeq: number, toSeq: number): AsyncGenerator<StoredRecord> {
-  let seq = Math.max(1, fromSeq);
+/**
+ * The frames of one kind (`isKind`) numbered `from` … `to` across `segments`,
+ * in order, each with its number: `range` gives a segment's first and last
+ * number and its sparse index, so a reader starts at most one index step
+ * before `from`.
+ */
+async function* numbered(segments: SegmentSummary[], from: number, to: number, range: (s: SegmentSummary) => [number, number, SparseIndex], isKind: (type: number) => boolean): AsyncGenerator<{ n: number; payload: Buffer }> {
+  let next = Math.max(1, from);
   for (const s of segments) {
-    if (seq > toSeq) return;
-    if (s.lastSeq === 0 || s.lastSeq < seq) continue;
-    const i = s.records.floorIndex(seq);
-    const off = i < 0 ? s.dataStart : s.records.offs[i];
-    let cur = i < 0 ? s.firstSeq : s.records.keys[i];
-    for await (const f of readFrames(s.path, off, s.end)) {
-      if (!isRecordEntry(f.type)) continue;
-      if (cur > toSeq) return;
-      if (cur >= seq) {
-        yield { seq: cur, bytes: new Uint8Array(f.payload) };
-        seq = cur + 1;
+    if (next > to) return;
+    const [first, last, index] = range(s);
+    if (last === 0 || last < next) continue;
+    const i = index.floorIndex(next);
+    let cur = i < 0 ? first : index.keys[i];
+    for await (const f of readFrames(s.path, i < 0 ? s.dataStart : index.offs[i], s.end)) {
+      if (!isKind(f.type)) continue;
+      if (cur > to) return;
+      if (cur >= next) {
+        yield { n: cur, payload: f.payload };
+        next = cur + 1;
       }
       cur++;
     }
   }
+}
+
+/** Durable records fromSeq..toSeq, in seq order, from `segments` (a snapshot: compaction may delete files meanwhile). */
+export async function* readRecords(segments: SegmentSummary[], fromSeq: number, toSeq: number): AsyncGenerator<StoredRecord> {
+  for await (const { n, payload } of numbered(segments, fromSeq, toSeq, (s) => [s.firstSeq, s.lastSeq, s.records], isRecordEntry)) yield { seq: n, bytes: new Uint8Array(payload) };
 }
 
 /**
@@ -43,28 +53,13 @@ export async function* readRecords(segments: SegmentSummary[], fromSeq: number, 
  * journal's cache of recent batch ranges, for commit marks).
  */
 export async function* readBatches(segments: SegmentSummary[], from: number, to: number, isCommitted: (batchSeq: number) => boolean, unreceiptedOnly: boolean, seen: (batchSeq: number, lastSeq: number) => void): AsyncGenerator<StoredBatch> {
-  let b = Math.max(1, from);
-  for (const s of segments) {
-    if (b > to) return;
-    if (s.lastBatch === 0 || s.lastBatch < b) continue;
-    const i = s.batches.floorIndex(b);
-    const off = i < 0 ? s.dataStart : s.batches.offs[i];
-    let cur = i < 0 ? s.firstBatch : s.batches.keys[i];
-    for await (const f of readFrames(s.path, off, s.end)) {
-      if (f.type !== EntryType.BATCH) continue;
-      if (cur > to) return;
-      if (cur >= b) {
-        b = cur + 1;
-        const committed = isCommitted(cur);
-        if (!unreceiptedOnly || !committed) {
-          const sign1 = new Uint8Array(f.payload);
-          const h = batchHeaderOfSign1(sign1);
-          seen(h.batchSeq, h.firstSeq + h.count - 1);
-          yield { batchSeq: cur, firstSeq: h.firstSeq, count: h.count, sign1, committed };
-        }
-      }
-      cur++;
-    }
+  for await (const { n, payload } of numbered(segments, from, to, (s) => [s.firstBatch, s.lastBatch, s.batches], (t) => t === EntryType.BATCH)) {
+    const committed = isCommitted(n);
+    if (unreceiptedOnly && committed) continue;
+    const sign1 = new Uint8Array(payload);
+    const h = batchHeaderOfSign1(sign1);
+    seen(h.batchSeq, h.firstSeq + h.count - 1);
+    yield { batchSeq: n, firstSeq: h.firstSeq, count: h.count, sign1, committed };
   }
 }
 

@@ -22,7 +22,3 @@ export function latin1Into(dst: Uint8Array, s: string): void {
 export function latin1ToBytes(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'));
 }
-
-export function bytesToLatin1(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
-}

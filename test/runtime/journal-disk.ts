@@ -6,7 +6,8 @@ import { crc32c } from '../../protocol/crc32c.js';
 import { checkFrame, FRAME_HEAD } from '../../runtime/journal/frame.js';
 import { decodeSegmentHeader } from '../../runtime/journal/segment-header.js';
 import { FileJournal, type FileJournalOptions } from '../../runtime/journal/file-journal.js';
-import { DeviceStream } from './journal-fixtures.js';
+import type { Test } from 'uvu';
+import { DeviceStream, tempDir } from './journal-fixtures.js';
 
 export const DEV = 'reefer-07';
 
@@ -33,6 +34,23 @@ export async function fill(j: FileJournal, d: DeviceStream, n: number): Promise<
  */
 export async function crashImage(dir: string, to: string): Promise<void> {
   await cp(dir, to, { recursive: true, filter: (src) => !src.endsWith('.tmp') });
+}
+
+/**
+ * For a test file: `dirs()` gives a fresh journal directory and a second one
+ * (for a crash image), both removed after each test of `t`.
+ */
+export function scratchDirs(t: Test, tag: string): () => Promise<{ dir: string; img: string }> {
+  const cleanups: Array<() => Promise<void>> = [];
+  t.after.each(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  return async () => {
+    const a = await tempDir(tag);
+    const b = await tempDir(`${tag}-img`);
+    cleanups.push(a.cleanup, b.cleanup);
+    return { dir: a.dir, img: b.dir };
+  };
 }
 
 export async function segmentFiles(dir: string): Promise<string[]> {

@@ -10,19 +10,10 @@ import { toHex } from '../../protocol/bytes.js';
 import { JournalError } from '../../runtime/journal/errors.js';
 import { EntryType } from '../../runtime/journal/frame.js';
 import { indexName } from '../../runtime/journal/segment-header.js';
-import { collect, DeviceStream, receiptFor, tempDir } from './journal-fixtures.js';
-import { crashImage, DEV, dirDigest, fileJournal, fill, flipByte, framesOf, rewriteWithValidCrc, segmentFiles } from './journal-disk.js';
+import { collect, DeviceStream, receiptFor } from './journal-fixtures.js';
+import { crashImage, DEV, dirDigest, fileJournal, fill, flipByte, framesOf, rewriteWithValidCrc, scratchDirs, segmentFiles } from './journal-disk.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-async function dirs(): Promise<{ dir: string; img: string }> {
-  const a = await tempDir('rec');
-  const b = await tempDir('img');
-  cleanups.push(a.cleanup, b.cleanup);
-  return { dir: a.dir, img: b.dir };
-}
-test.after.each(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const dirs = scratchDirs(test, 'rec');
 
 async function expectError(p: Promise<unknown>, kind: string, re?: RegExp): Promise<JournalError> {
   try {

@@ -11,19 +11,10 @@ import { crc32c } from '../../protocol/crc32c.js';
 import { JournalError } from '../../runtime/journal/errors.js';
 import { EntryType, FRAME_HEAD } from '../../runtime/journal/frame.js';
 import { indexName } from '../../runtime/journal/segment-header.js';
-import { collect, DeviceStream, receiptFor, stateFor, tempDir } from './journal-fixtures.js';
-import { crashImage, DEV, fileJournal, fill, flipByte, framesOf, segmentFiles, type FrameAt } from './journal-disk.js';
+import { collect, DeviceStream, receiptFor, stateFor } from './journal-fixtures.js';
+import { crashImage, DEV, fileJournal, fill, flipByte, framesOf, scratchDirs, segmentFiles, type FrameAt } from './journal-disk.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-async function dirs(): Promise<{ dir: string; img: string }> {
-  const a = await tempDir('units');
-  const b = await tempDir('uimg');
-  cleanups.push(a.cleanup, b.cleanup);
-  return { dir: a.dir, img: b.dir };
-}
-test.after.each(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const dirs = scratchDirs(test, 'units');
 
 /** 300 records, unit A (3 records), unit B (5 records); left open. */
 async function twoUnits(dir: string) {
@@ -36,6 +27,15 @@ async function twoUnits(dir: string) {
   const b = d.records(5);
   await j.appendUnit(b, stateFor(2, 500), b.map((r) => sha256(r)));
   return { j, recs, a, b };
+}
+
+/** A crash image of twoUnits in `img`, and unit B's frames in it. */
+async function imageWithUnitB() {
+  const { dir, img } = await dirs();
+  const { j, recs, a, b } = await twoUnits(dir);
+  await crashImage(dir, img);
+  await j.close();
+  return { img, recs, a, b, B: await unitB(img) };
 }
 
 /** Unit B's frames in the last segment: its five records and its state entry. */
@@ -56,11 +56,7 @@ async function reopened(dir: string) {
 }
 
 test('a unit cut inside its records at the tail is dropped whole; everything before it is kept, and the report says so', async () => {
-  const { dir, img } = await dirs();
-  const { j, recs, a, b } = await twoUnits(dir);
-  await crashImage(dir, img);
-  await j.close();
-  const B = await unitB(img);
+  const { img, recs, a, b, B } = await imageWithUnitB();
   await truncate(B.path, B.records[2].offset + 10);
   const alarms: string[] = [];
   const k = fileJournal(img);
@@ -85,11 +81,7 @@ test('a unit cut inside its records at the tail is dropped whole; everything bef
 });
 
 test('a unit whose state entry is damaged (a flipped byte) is dropped whole, its valid records too', async () => {
-  const { dir, img } = await dirs();
-  const { j } = await twoUnits(dir);
-  await crashImage(dir, img);
-  await j.close();
-  const B = await unitB(img);
+  const { img, B } = await imageWithUnitB();
   await flipByte(B.path, B.state.offset + FRAME_HEAD + 100);
   const k = await reopened(img);
   const dropped = k.stats().recovery!.dropped!;
@@ -101,11 +93,7 @@ test('a unit whose state entry is damaged (a flipped byte) is dropped whole, its
 });
 
 test('a flipped byte inside a unit record (not its first) drops the unit from its first record', async () => {
-  const { dir, img } = await dirs();
-  const { j } = await twoUnits(dir);
-  await crashImage(dir, img);
-  await j.close();
-  const B = await unitB(img);
+  const { img, B } = await imageWithUnitB();
   await flipByte(B.path, B.records[3].offset + 40);
   const k = await reopened(img);
   assert.equal(k.stats().recovery!.dropped!.tornUnit, { firstSeq: 304, records: 3 });
@@ -115,11 +103,7 @@ test('a flipped byte inside a unit record (not its first) drops the unit from it
 });
 
 test('unit records with valid CRCs but no state entry after them (its page never reached the disk) are not kept as records', async () => {
-  const { dir, img } = await dirs();
-  const { j } = await twoUnits(dir);
-  await crashImage(dir, img);
-  await j.close();
-  const B = await unitB(img);
+  const { img, B } = await imageWithUnitB();
   const buf = await readFile(B.path);
   buf.fill(0, B.state.offset, B.state.offset + B.state.size);
   await writeFile(B.path, buf);
@@ -138,8 +122,7 @@ test('unit records followed by a plain record (never written so) are corruption,
   await j.close();
   const path = (await segmentFiles(img)).at(-1)!;
   const frames = await framesOf(path);
-  const stateB = frames.at(-2)!;
-  assert.is(stateB.type, EntryType.STATE);
+  assert.is(frames.at(-2)!.type, EntryType.STATE);
   // B's last record turned into a plain record (valid CRC): unit records followed by a record.
   const buf = await readFile(path);
   const lastB = frames.at(-3)!;
