@@ -135,6 +135,7 @@ export class Ingest {
     try {
       const v = await verifyBatchMessage(payload, id, this.registry, { maxMessageBytes: this.o.maxMessageBytes });
       if (!v.ok) return this.#reject(id, v.batchSeq, v.cls, v.reason);
+      if (v.request) return await this.#request(id, v.header.batchSeq, v.entry, v.knownSize);
       return await this.#place(id, v.batch);
     } catch (e) {
       this.metrics.storeErrors.inc({ op: 'ingest' });
@@ -202,6 +203,30 @@ export class Ingest {
         return this.#reject(id, seq, 'fork', reason);
       }
     }
+  }
+
+  /**
+   * A receipt request (a batch message without records, signed by the device):
+   * a committed batch gets a fresh receipt proven from the request's
+   * known_size; a pending one gets nothing now (its block's receipt follows);
+   * one the ledger does not hold is a gap, so the device sends it whole.
+   */
+  async #request(id: string, seq: number, entry: Uint8Array, knownSize: number): Promise<Outcome> {
+    this.metrics.receiptRequests.inc();
+    const ref = await this.store.ref(id, seq);
+    if (ref && equalBytes(ref.entry, entry)) {
+      const { head } = await this.store.head();
+      if (!head) throw new Error('a committed batch but no head');
+      const receipt = await this.log.receipt(head, ref.leafIndex, knownSize <= head.size ? knownSize : 0);
+      this.#send(id, { batchSeq: seq, status: ReceiptStatus.DUPLICATE, receipt });
+      return { kind: 'duplicate', deviceId: id, batchSeq: seq };
+    }
+    if (ref) return this.#reject(id, seq, 'fork', `receipt request for batch ${seq} (${toHex(entry)}) conflicts with committed batch ${seq} (${toHex(ref.entry)})`);
+    const pending = await this.store.pending(id, seq);
+    if (pending && equalBytes(pending.entry, entry)) return { kind: 'already-pending', deviceId: id, batchSeq: seq };
+    const committed = (await this.store.device(id))?.batchSeq ?? 0;
+    this.#send(id, { batchSeq: seq, status: ReceiptStatus.GAP, nextSeq: Math.min(seq, committed + 1) });
+    return { kind: 'gap', deviceId: id, batchSeq: seq, nextSeq: Math.min(seq, committed + 1) };
   }
 
   /** batch_seq at or below the committed head: the same batch (duplicate) or a fork. */

@@ -86,6 +86,7 @@ export class LedgerMetrics {
   readonly eventsCommitted = new Counter('iscm_ledger_events_committed_total', 'Records (events) committed by this node as sequencer');
   readonly batchesRejected = new Counter('iscm_ledger_batches_rejected_total', 'Batches rejected, by reason class');
   readonly duplicates = new Counter('iscm_ledger_duplicates_total', 'Batches received again: committed (receipt re-sent) or still pending');
+  readonly receiptRequests = new Counter('iscm_ledger_receipt_requests_total', 'Receipt requests (batch messages without records) answered');
   readonly gaps = new Counter('iscm_ledger_gaps_total', 'Gap answers sent (device must resend from next_seq)');
   readonly forks = new Counter('iscm_ledger_fork_evidence_total', 'Conflicting batches kept as fork evidence (ALARM)');
   readonly receipts = new Counter('iscm_ledger_receipts_published_total', 'Receipt messages published, by status');

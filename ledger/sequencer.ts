@@ -85,6 +85,16 @@ export class Sequencer extends EventEmitter {
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #gapNotified = new Map<string, number>();
+  /**
+   * Per device, the tree size of the last receipts this sequencer sent it. A
+   * device advances its trusted head with every receipt it verifies, so the
+   * next block's receipts are proven from there rather than from the
+   * known_size its batch carried (older, once the device has a window of
+   * batches in flight across blocks): otherwise every such receipt would be
+   * stale on arrival and cost a receipt request. A device that missed those
+   * receipts finds the proof from a head it does not hold, and asks.
+   */
+  #lastReceiptSize = new Map<string, number>();
 
   constructor(
     readonly store: LedgerStore,
@@ -385,15 +395,24 @@ export class Sequencer extends EventEmitter {
     this.emit('block', block);
 
     this.publisher.head(sth);
+    const receiptSizes: [string, number][] = [];
     for (let i = 0; i < accepted.length; i++) {
       const p = accepted[i];
       try {
-        const receipt = await this.log.receipt(head, firstLeaf + i, p.knownSize);
+        const from = Math.max(p.knownSize, this.#lastReceiptSize.get(p.deviceId) ?? 0);
+        const receipt = await this.log.receipt(head, firstLeaf + i, from < size ? from : p.knownSize);
         this.#publish(p.deviceId, { batchSeq: p.batchSeq, status: ReceiptStatus.COMMITTED, receipt });
       } catch (e) {
         this.logger.warn('sequencer: receipt failed (the device will resend and get it as a duplicate)', { device: p.deviceId, batch_seq: p.batchSeq, error: errorText(e) });
       }
+      receiptSizes.push([p.deviceId, size]);
     }
+    // After the block's receipts, all proven from the same head per device.
+    for (const [d, sz] of receiptSizes) {
+      this.#lastReceiptSize.delete(d);
+      this.#lastReceiptSize.set(d, sz);
+    }
+    while (this.#lastReceiptSize.size > 100_000) this.#lastReceiptSize.delete(this.#lastReceiptSize.keys().next().value as string);
     return true;
   }
 

@@ -44,7 +44,9 @@ export interface VerifiedBatch {
 }
 
 export type Verdict =
-  | { ok: true; batch: VerifiedBatch }
+  | { ok: true; batch: VerifiedBatch; request?: false }
+  /** A receipt request (no records): the device's signature verified, nothing else to check. */
+  | { ok: true; request: true; header: BatchHeader; entry: Uint8Array; knownSize: number }
   | { ok: false; cls: RejectClass; reason: string; deviceId?: string; batchSeq: number };
 
 export interface VerifyOptions {
@@ -79,6 +81,8 @@ export async function verifyBatchMessage(bytes: Uint8Array, topicDevice: string,
     const m = errorMessage(e);
     return reject(/high-S|low-S/i.test(m) ? 'high_s' : 'signature', `batch signature: ${m}`, h.batchSeq);
   }
+  // No records: a receipt request for a batch the ledger already holds (docs/PROTOCOL.md §3).
+  if (msg.records.length === 0 && h.count > 0) return { ok: true, request: true, header: h, entry: sha256(msg.sign1), knownSize: msg.knownSize };
   if (msg.records.length !== h.count) return reject('records', `the batch header says ${h.count} records, the message carries ${msg.records.length}`, h.batchSeq);
   let prev: Uint8Array | null = null;
   let firstPrev: Uint8Array = ZERO32;

@@ -71,7 +71,11 @@ export function decodeBatchHeader(bytes: Uint8Array): BatchHeader {
 export interface BatchMessage {
   /** The batch COSE_Sign1 bytes, exactly as signed. */
   sign1: Uint8Array;
-  /** Each record's bytes, in seq order. */
+  /**
+   * Each record's bytes, in seq order — or none: a *receipt request* for a
+   * batch the ledger already committed (a fresh receipt proven from
+   * `knownSize`, without sending the records again; docs/PROTOCOL.md §3).
+   */
   records: Uint8Array[];
   /** Tree size of the last tree head the device verified (0 if none). */
   knownSize: number;
@@ -79,7 +83,7 @@ export interface BatchMessage {
 
 export function encodeBatchMessage(m: BatchMessage): Uint8Array {
   abytes(m.sign1, 'batch_message.sign1');
-  aarray(m.records, 'batch_message.records', 1, MAX_BATCH_RECORDS);
+  aarray(m.records, 'batch_message.records', 0, MAX_BATCH_RECORDS);
   m.records.forEach((r, i) => abytes(r, `batch_message.records[${i}]`));
   auint(m.knownSize, 'batch_message.known_size');
   const out = encode([m.sign1, m.records, m.knownSize]);
@@ -95,7 +99,7 @@ export function decodeBatchMessage(bytes: Uint8Array): BatchMessage {
   const a = aarray(decode(bytes, { maxBytes: MAX_BATCH_MESSAGE_BYTES, maxDepth: 2 }), 'batch_message', 3, 3);
   const sign1 = abytes(a[0], 'batch_message.sign1');
   if (sign1.length > MAX_SIGN1_BYTES) throw new ValidationError('batch_message.sign1', `${sign1.length} bytes exceeds ${MAX_SIGN1_BYTES}`);
-  const records = aarray(a[1], 'batch_message.records', 1, MAX_BATCH_RECORDS).map((r, i) => {
+  const records = aarray(a[1], 'batch_message.records', 0, MAX_BATCH_RECORDS).map((r, i) => {
     const b = abytes(r, `batch_message.records[${i}]`);
     if (b.length > MAX_RECORD_BYTES) throw new ValidationError(`batch_message.records[${i}]`, `${b.length} bytes exceeds ${MAX_RECORD_BYTES}`);
     return b;

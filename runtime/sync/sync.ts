@@ -60,6 +60,14 @@ export interface SyncOptions {
 interface InFlight {
   batch: StoredBatch;
   sentAt: number;
+  /** performance.now() of the first publish (for the round-trip histogram). */
+  firstSentAt: number;
+  /**
+   * The ledger holds this batch (a receipt came, but proven from an older
+   * head): ask for a fresh receipt with a message without records instead of
+   * sending the batch again (docs/PROTOCOL.md §3, receipt requests).
+   */
+  request?: boolean;
   bytes: number;
 }
 
@@ -89,7 +97,8 @@ export class Sync {
     const r = o.metrics;
     this.m = {
       published: r.counter('iscm_batches_published_total', 'Batch messages published (including re-sends)'),
-      resent: r.counter('iscm_batches_resent_total', 'Batch messages re-sent after a timeout, a reconnect, a stale receipt or a gap'),
+      resent: r.counter('iscm_batches_resent_total', 'Batch messages re-sent, records included, after a timeout, a reconnect or a gap'),
+      requests: r.counter('iscm_receipt_requests_total', 'Receipt requests (a batch message without its records) for batches the ledger holds, after a receipt proven from an older tree head'),
       bytes: r.counter('iscm_sync_bytes_published_total', 'Bytes of batch messages published'),
       bytesIn: r.counter('iscm_sync_bytes_received_total', 'Bytes of receipt messages received'),
       receipts: r.counter('iscm_receipts_total', 'Receipt messages received, by status and verdict'),
@@ -100,6 +109,7 @@ export class Sync {
       reconnects: r.counter('iscm_mqtt_reconnects_total', 'Reconnect attempts'),
       alarm: r.gauge('iscm_sync_alarm', '1 when the stream is halted (ledger rejected a batch, or the ledger forked): operator action needed'),
       head: r.gauge('iscm_trusted_tree_size', 'Tree size of the ledger head the device verified'),
+      rtt: r.histogram('iscm_receipt_seconds', 'First publish of a batch to its verified receipt', [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]),
     };
   }
 
@@ -192,7 +202,7 @@ export class Sync {
         if (this.inflight.size >= window) continue;
         for await (const b of this.o.journal.unreceiptedBatches(this.cursor)) {
           if (this.inflight.has(b.batchSeq)) continue;
-          const f: InFlight = { batch: b, sentAt: 0, bytes: 0 };
+          const f: InFlight = { batch: b, sentAt: 0, firstSentAt: 0, bytes: 0 };
           this.inflight.set(b.batchSeq, f);
           this.cursor = b.batchSeq + 1;
           await this.publish(f, false);
@@ -210,20 +220,22 @@ export class Sync {
   private async publish(f: InFlight, resend: boolean): Promise<void> {
     const client = this.client;
     if (!client) return;
-    let records = resend ? undefined : this.o.cachedRecords?.(f.batch.firstSeq, f.batch.count);
+    let records = f.request ? [] : resend ? undefined : this.o.cachedRecords?.(f.batch.firstSeq, f.batch.count);
     if (!records) {
       records = [];
       for await (const r of this.o.journal.records(f.batch.firstSeq, f.batch.firstSeq + f.batch.count - 1)) records.push(r.bytes);
     }
-    if (records.length !== f.batch.count) {
+    if (records.length !== f.batch.count && !f.request) {
       this.o.log.error('journal is missing records of an unreceipted batch', { batch_seq: f.batch.batchSeq, have: records.length, want: f.batch.count });
       return;
     }
     const msg = encodeBatchMessage({ sign1: f.batch.sign1, records, knownSize: this.o.head.current()?.size ?? 0 });
     f.sentAt = Date.now();
+    if (!f.firstSentAt) f.firstSentAt = performance.now();
     f.bytes = msg.length;
     this.m.published.inc();
-    if (resend) this.m.resent.inc();
+    if (f.request) this.m.requests.inc();
+    else if (resend) this.m.resent.inc();
     this.m.bytes.inc(undefined, msg.length);
     client.publish(topics.batch(this.o.prefix, this.o.deviceId), Buffer.from(msg.buffer, msg.byteOffset, msg.length), { qos: 1 }, (err) => {
       if (err) {
@@ -240,6 +252,7 @@ export class Sync {
     for (const f of this.inflight.values())
       if (f.sentAt !== 0 && now - f.sentAt > timeout) {
         f.sentAt = 0;
+        f.request = false; // unanswered: send it whole
         any = true;
       }
     if (any) this.kick();
@@ -267,7 +280,11 @@ export class Sync {
         return;
       }
       log.info('ledger reports a gap; resuming from its next batch', { next_seq: next, batch_seq: msg.batchSeq });
-      for (const [seq, x] of this.inflight) if (seq >= next) x.sentAt = 0;
+      for (const [seq, x] of this.inflight)
+        if (seq >= next) {
+          x.sentAt = 0;
+          x.request = false;
+        }
       if (next < this.cursor && !this.inflight.has(next)) this.cursor = next;
       this.kick();
       return;
@@ -295,15 +312,21 @@ export class Sync {
         log.warn('receipt refused: it does not verify (forged, another device\'s, or a key we do not trust); nothing committed', { batch_seq: msg.batchSeq, reason: verdict.reason });
         return;
       case 'stale':
-        log.info('receipt proved against another tree head; re-sending the batch for a fresh proof', { batch_seq: msg.batchSeq, reason: verdict.reason });
-        if (f) f.sentAt = 0;
+        log.debug('receipt proved against another tree head; asking for a fresh proof', { batch_seq: msg.batchSeq, reason: verdict.reason });
+        if (f) {
+          f.sentAt = 0;
+          f.request = true;
+        }
         this.kick();
         return;
       case 'inconsistent':
         if (++this.inconsistentInARow >= 3) this.halt(`ledger inconsistency (possible fork), ${this.inconsistentInARow} receipts in a row: ${verdict.reason}`);
         else {
           log.warn('receipt consistency proof does not link to the trusted head; asking again', { batch_seq: msg.batchSeq, reason: verdict.reason });
-          if (f) f.sentAt = 0;
+          if (f) {
+            f.sentAt = 0;
+            f.request = true;
+          }
           this.kick();
         }
         return;
@@ -324,6 +347,7 @@ export class Sync {
           return;
         }
         this.m.verified.inc();
+        if (f?.firstSentAt) this.m.rtt.observe((performance.now() - f.firstSentAt) / 1000);
         this.lastReceiptAt = Date.now();
         this.inflight.delete(msg.batchSeq);
         this.m.inflight.set(this.inflight.size);

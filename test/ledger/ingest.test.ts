@@ -386,4 +386,60 @@ test('many devices and blocks: the transaction limits split blocks, nothing lost
   await h.audit();
 });
 
+test('receipt requests (a batch message without records): a fresh receipt for a committed batch, nothing for a pending one, a gap for an unknown one, a fork for another batch', async () => {
+  const h = harness();
+  const d = new DeviceChain('req-1');
+  await h.enroll(d);
+  const req = (b: SimBatch, knownSize: number) => encodeBatchMessage({ sign1: b.sign1, records: [], knownSize });
+  const b1 = await d.next(4);
+  await h.send('req-1', batchMessage(b1));
+  await h.seq.round();
+  const v1 = verifyReceipt(h.last('req-1')!.receipt!, { leafEntry: b1.entry, trusted });
+  const other = new DeviceChain('req-2');
+  await h.enroll(other);
+  for (let i = 0; i < 3; i++) await h.send('req-2', batchMessage(await other.next(2)));
+  await h.seq.round();
+  // Committed: answered at once, proven from the size the request names.
+  assert.equal(await h.send('req-1', req(b1, v1.treeSize!)), { kind: 'duplicate', deviceId: 'req-1', batchSeq: 1 });
+  const fresh = h.last('req-1')!;
+  assert.is(fresh.status, ReceiptStatus.DUPLICATE);
+  const v2 = verifyReceipt(fresh.receipt!, { leafEntry: b1.entry, trusted, knownHead: { size: v1.treeSize!, root: v1.root }, requireSignedSize: true });
+  assert.equal([v2.treeSize, v2.consistentFrom], [4, 1]);
+  // Pending: nothing now (the block's receipt follows).
+  const b2 = await d.next(2);
+  await h.send('req-1', batchMessage(b2));
+  const n = h.pub.receipts.length;
+  assert.is((await h.send('req-1', req(b2, 4))).kind, 'already-pending');
+  assert.is(h.pub.receipts.length, n);
+  // Unknown to the ledger: a gap, so the device sends it whole.
+  const b3 = await d.next(2);
+  assert.equal(await h.send('req-1', req(b3, 4)), { kind: 'gap', deviceId: 'req-1', batchSeq: 3, nextSeq: 2 });
+  // Another device's batch on this device's topic: refused, as for full messages.
+  const sneaky = await new DeviceChain('req-3').next(1);
+  expectRejected(await h.send('req-1', encodeBatchMessage({ sign1: sneaky.sign1, records: [], knownSize: 0 })), 'topic', /arrived on the topic of device req-1/);
+  assert.is(h.metrics.receiptRequests.get(), 3);
+  await h.seq.round();
+  await h.audit();
+});
+
+test("a device's next receipts are proven from the head its last receipts brought it, not from the older known_size its batch carried", async () => {
+  const h = harness();
+  const d = new DeviceChain('win-1');
+  await h.enroll(d);
+  // Three batches in flight, all sent knowing no head (known_size 0), committed in three blocks.
+  const bs = [await d.next(2), await d.next(2), await d.next(2)];
+  let head: { size: number; root: Uint8Array } | undefined;
+  for (const b of bs) {
+    await h.send('win-1', batchMessage(b, 0));
+    await h.seq.round();
+    const r = h.last('win-1')!;
+    // The device's rule: the proof must start at the head it trusts (runtime/sync/receipt-check.ts).
+    const v = verifyReceipt(r.receipt!, head ? { leafEntry: b.entry, trusted, knownHead: head, requireSignedSize: true } : { leafEntry: b.entry, trusted, requireSignedSize: true });
+    if (head) assert.is(v.consistentFrom, head.size, 'proven from the head the previous receipt gave');
+    head = { size: v.treeSize!, root: v.root };
+  }
+  assert.is(head!.size, 3);
+  await h.audit();
+});
+
 test.run();

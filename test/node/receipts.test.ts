@@ -42,6 +42,8 @@ const ledger = softwareSignerFromKey(ALG.EdDSA, generateKeyPairSync('ed25519').p
 const stranger = softwareSignerFromKey(ALG.EdDSA, generateKeyPairSync('ed25519').privateKey);
 /** The batches the node published, by batch_seq (the latest copy). */
 const batches = new Map<number, Uint8Array>();
+/** Every batch message: its batch_seq, how many records it carried, and its known_size. */
+const messages: { batchSeq: number; records: number; knownSize: number }[] = [];
 /** The test's log: other devices' leaves, then ours as they come. */
 const tree = new MerkleTree();
 const leafOf = new Map<number, number>();
@@ -80,7 +82,9 @@ if (ok) {
     client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'fake-ledger' });
     client.on('message', (_t, p) => {
       const m = decodeBatchMessage(new Uint8Array(p));
-      batches.set(batchHeaderOfSign1(m.sign1).batchSeq, m.sign1);
+      const seq = batchHeaderOfSign1(m.sign1).batchSeq;
+      batches.set(seq, m.sign1);
+      messages.push({ batchSeq: seq, records: m.records.length, knownSize: m.knownSize });
     });
     await client.subscribeAsync(topics.batch('iscm/v1', DEVICE), { qos: 1 });
     pty = await ptyPair(dir, 'mcu');
@@ -126,8 +130,21 @@ if (ok) {
     assert.is((await status(metricsPort)).sync.trusted_tree_size, size);
   });
 
+  test('a receipt proven from an older head is stale: nothing commits, and the node asks for a fresh one without sending the records again', async () => {
+    const trustedSize = (await status(metricsPort)).sync.trusted_tree_size as number;
+    const i = addToLog(2);
+    const size = tree.size;
+    const n = messages.length;
+    // Proven from size 1 (an older head), not from the trusted one.
+    await answer(2, await signReceipt(ledger, { root: tree.root(size), inclusion: { treeSize: size, leafIndex: i, path: tree.inclusionProof(i, size) }, consistency: { size1: 1, size2: size, path: tree.consistencyProof(1, size) }, chainId: 'c', iat: 1 }));
+    const req = await waitUntil(() => messages.slice(n).find((m) => m.batchSeq === 2), 20_000, 'a receipt request for batch 2');
+    assert.equal([req.records, req.knownSize], [0, trustedSize], 'no records; known_size = the trusted head');
+    assert.is(await committed(), 1);
+    assert.ok(metric(await metricsText(metricsPort), 'iscm_receipt_requests_total') >= 1);
+  });
+
   test('a consistency proof that does not link to the trusted head commits nothing; repeated, it halts the stream', async () => {
-    const trustedSize = tree.size;
+    const trustedSize = (await status(metricsPort)).sync.trusted_tree_size as number;
     const i = addToLog(2);
     const size = tree.size;
     const bad = tree.consistencyProof(trustedSize, size).map((h) => h.map((b) => b ^ 0x5a));

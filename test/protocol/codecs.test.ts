@@ -98,8 +98,10 @@ test('batch message: round trip and bounds', () => {
   const back = decodeBatchMessage(encodeBatchMessage(m));
   assert.is(back.knownSize, 12);
   assert.equal(back.records.map(toHex), bytes.map(toHex));
-  assert.throws(() => encodeBatchMessage({ ...m, records: [] }), isField(/records/));
-  assert.throws(() => decodeBatchMessage(encode([new Uint8Array(1), [], 0])), isField(/records/));
+  // No records: a receipt request (docs/PROTOCOL.md §3) — the same shape, an empty list.
+  const req = decodeBatchMessage(encodeBatchMessage({ ...m, records: [] }));
+  assert.equal([req.records.length, req.knownSize, toHex(req.sign1)], [0, 12, '010203']);
+  assert.throws(() => decodeBatchMessage(encode([new Uint8Array(1), 'none', 0])), isField(/records/));
   assert.throws(() => decodeBatchMessage(encode([new Uint8Array(1), [1], 0])), isField(/records\[0\]/));
   assert.throws(() => decodeBatchMessage(encode([new Uint8Array(1), [new Uint8Array(1)], -1])), isField(/known_size/));
 });
