@@ -94,3 +94,54 @@ export async function readIndex(dir: string, id: number, nonce: Uint8Array, segm
     return undefined;
   }
 }
+
+/**
+ * The periodic checkpoint of a running journal: one every `everyBytes`
+ * appended, never two writes at once (a request while one is in flight is
+ * written after it, with the summary as of then).
+ */
+export class PeriodicCheckpoint {
+  private busy: Promise<void> | undefined;
+  private again = false;
+  private since = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly everyBytes: number,
+    /** The active segment's summary now (a snapshot), or undefined when there is none. */
+    private readonly snapshot: () => SegmentSummary | undefined,
+    private readonly written: (error: Error | undefined) => void,
+  ) {}
+
+  appended(bytes: number): void {
+    this.since += bytes;
+  }
+
+  /** Writes one if `everyBytes` were appended since the last (or `force`). */
+  maybe(force: boolean): void {
+    if (!force && this.since < this.everyBytes) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    const summary = this.snapshot();
+    if (!summary) return;
+    this.since = 0;
+    this.busy = writeCheckpoint(this.dir, { summary, clean: false }, false)
+      .then(
+        () => this.written(undefined),
+        (e) => this.written(e as Error),
+      )
+      .finally(() => {
+        this.busy = undefined;
+        if (this.again) {
+          this.again = false;
+          this.maybe(true);
+        }
+      });
+  }
+
+  async drain(): Promise<void> {
+    while (this.busy) await this.busy;
+  }
+}

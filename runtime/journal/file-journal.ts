@@ -18,7 +18,8 @@
 //
 // Pieces elsewhere: options (file-journal-options.ts), the pending queue
 // (frame-queue.ts), readers (readers.ts), recovery (recovery.ts), segment
-// files and compaction (segment-files.ts).
+// files (segment-files.ts), spares (spares.ts), periodic checkpoints
+// (checkpoint.ts), preallocation (preallocate.ts).
 import { mkdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { batchHeaderOfSign1 } from '../../protocol/batch.js';
@@ -28,7 +29,7 @@ import { MAX_RECEIPT_BYTES } from '../../protocol/limits.js';
 import { decodeRecord } from '../../protocol/record.js';
 import { Quota, stateNumber } from './backpressure.js';
 import { applyBatch, applyCommit, checkBatch, checkCommit, checkRecord, cloneState, genesisState, isCommitted, prevOffset, recordContinues, type ChainState } from './chain-state.js';
-import { CHECKPOINT_NAME, writeCheckpoint } from './checkpoint.js';
+import { CHECKPOINT_NAME, PeriodicCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { lockDir } from './dir-lock.js';
 import { fsError, JournalError } from './errors.js';
 import { resolveOptions, type FileJournalOptions } from './file-journal-options.js';
@@ -41,7 +42,8 @@ import { readBatches, readReceipt, readRecords, verifySegments, type Problem } f
 import { readRecordHead } from './record-head.js';
 import { latin1Into, latin1ToBytes, recordHashLatin1 } from './record-hash.js';
 import { recover } from './recovery.js';
-import { createSpare, deleteSegment, openSegment, reopenSpare, writeIndexQuietly, type Spare } from './segment-files.js';
+import { deleteSegment, openSegment, writeIndexQuietly } from './segment-files.js';
+import { Spares } from './spares.js';
 import { encodeSegmentHeader, newNonce } from './segment-header.js';
 import { SegmentSummary } from './segment-summary.js';
 import { checkHashShape, inUnit, unitSize, wrongHash } from './unit.js';
@@ -110,17 +112,9 @@ export class FileJournal implements Journal {
   };
 
   // Background work.
-  private spare: Promise<Spare> | undefined;
-  /**
-   * A rollover holds the spare file (open, not yet renamed): no new spare
-   * may be made meanwhile — its rename onto `spare` would be what the
-   * rollover then renames into place, while the header went to the old file.
-   */
-  private rolling = false;
+  private readonly spares: Spares | undefined;
+  private readonly checkpoint: PeriodicCheckpoint;
   private background = new Set<Promise<unknown>>();
-  private ckBusy: Promise<void> | undefined;
-  private ckAgain = false;
-  private sinceCheckpoint = 0;
   private compacting: Promise<CompactResult> | undefined;
   private compactQueued = false;
   private recentBatches = new Map<number, number>(); // batch_seq → last seq, bounded
@@ -164,6 +158,33 @@ export class FileJournal implements Journal {
     this.quota = new Quota(r.capacity, o);
     this.segmentReserve = Math.min(this.quota.capacity - this.quota.recordLimit, Math.floor(r.segmentBytes / 4));
     if (this.readOnly) this.quota.readOnly = true;
+    this.spares = this.prealloc
+      ? new Spares(
+          {
+            dir: this.dir,
+            segmentBytes: this.segmentBytes,
+            mayPrepare: () => this.life !== 'closing' && !this.failure && !!this.active && this.segments.length + 1 <= this.maxSegments,
+            activeEnd: () => this.active?.end ?? 0,
+            diskFull: (full, message) => {
+              if (full === this.quota.diskFull) return;
+              this.quota.diskFull = full;
+              if (message) this.alarm('DISK_FULL', message);
+              this.updateBackpressure();
+            },
+          },
+          this.prealloc,
+        )
+      : undefined;
+    this.checkpoint = new PeriodicCheckpoint(
+      this.dir,
+      this.checkpointEveryBytes,
+      () => (this.readOnly ? undefined : this.active?.snapshot()),
+      (e) => {
+        if (!e) return void this.m.checkpoints++;
+        this.m.checkpointErrors++;
+        this.alarm('CHECKPOINT', `could not write the checkpoint (${e.message}); the next open scans more of the last segment`);
+      },
+    );
   }
 
   /** How new segments get their blocks now: 'fallocate', 'zero-fill' (where fallocate is unsupported, or chosen), or undefined (not preallocated). */
@@ -218,18 +239,12 @@ export class FileJournal implements Journal {
           await unlink(join(this.dir, CHECKPOINT_NAME)).catch(() => {});
           this.alarm('CHECKPOINT', `could not write the checkpoint at open (${(e as Error).message}); the next open will scan the last segment`);
         }
-        if (rec.spareReady) {
-          const p = reopenSpare(this.dir);
-          p.catch(() => {
-            if (this.spare === p) this.spare = undefined;
-          });
-          this.spare = p;
-        }
-        this.maybePrepareSpare(true);
+        if (rec.spareReady) this.spares?.adopt();
+        this.spares?.prepare(true);
         // fallocate takes milliseconds: open() returns with nothing of its own
         // still in flight, so the first appends do not pay for it. (Zero-fill
         // takes seconds on slow flash; that one stays in the background.)
-        if (this.prealloc?.method === 'fallocate') await this.spare?.catch(() => {});
+        if (this.prealloc?.method === 'fallocate') await this.spares?.ready();
       }
       this.life = 'open';
     } catch (e) {
@@ -261,10 +276,9 @@ export class FileJournal implements Journal {
     this.life = 'closing';
     await this.idle();
     await this.compacting?.catch(() => {});
-    await (await this.spare?.catch(() => undefined))?.fh.close().catch(() => {});
-    this.spare = undefined;
+    await this.spares?.close();
     await Promise.all(this.background);
-    while (this.ckBusy) await this.ckBusy;
+    await this.checkpoint.drain();
     if (!this.readOnly && !this.failure && this.active) {
       try {
         await writeCheckpoint(this.dir, { summary: this.active.snapshot(), clean: true }, true);
@@ -533,7 +547,7 @@ export class FileJournal implements Journal {
   ): Promise<never> {
     const p = new Promise<never>(this.capture);
     this.q.push({ kind, chunk, start, size, roll: this.placedRoll, off, key, lastSeq, count, lastRecAt, hash, batch, state, resolve: this.capRes!, reject: this.capRej! });
-    this.sinceCheckpoint += size;
+    this.checkpoint.appended(size);
     this.schedule();
     this.updateBackpressure();
     return p;
@@ -792,8 +806,8 @@ export class FileJournal implements Journal {
     if (this.quota.readOnly && !this.readOnly) this.quota.readOnly = false;
     if (!this.preallocate && this.quota.diskFull) this.quota.diskFull = false;
     this.updateBackpressure();
-    this.maybeCheckpoint(false);
-    this.maybePrepareSpare(false);
+    this.checkpoint.maybe(false);
+    this.spares?.prepare(false);
     if (commits) {
       this.refreshAge();
       if (this.autoCompact && this.compactable()) void this.compact().catch((e) => this.alarm('COMPACTION', (e as Error).message));
@@ -812,14 +826,13 @@ export class FileJournal implements Journal {
   private async rollover(roll: Roll): Promise<void> {
     const old = this.active!;
     let opened: Awaited<ReturnType<typeof openSegment>>;
-    this.rolling = true;
     try {
-      opened = await openSegment(this.dir, roll, old, this.preallocate ? () => this.takeSpare() : undefined);
+      opened = await openSegment(this.dir, roll, old, this.spares ? () => this.spares!.take() : undefined);
     } catch (e) {
       if ((e as JournalError).kind === 'DISK_FULL') this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be allocated: ${(e as Error).message}`);
       throw e;
     } finally {
-      this.rolling = false;
+      this.spares?.done();
     }
     const { fh, summary } = opened;
     if (roll.carry) {
@@ -841,83 +854,15 @@ export class FileJournal implements Journal {
       }),
     );
     // No checkpoint now (the next periodic one covers the new segment; until
-    // then an open scans it from its start) and the next spare only once
-    // this segment is a little way in: a rollover's own fsyncs are enough of
-    // a burst for the appends waiting behind it.
-    this.maybePrepareSpare(false);
-  }
-
-  private maybePrepareSpare(eager: boolean): void {
-    if (!this.prealloc || this.readOnly || this.spare || this.rolling || this.life === 'closing' || this.failure || !this.active) return;
-    if (this.segments.length + 1 > this.maxSegments) return;
-    // Prepare the next segment early in this one, so a rollover never waits
-    // for it: at open and after compaction at once (eager), otherwise once
-    // this segment is an eighth full (and again after a failure).
-    if (!eager && this.active.end < this.segmentBytes / 8) return;
-    const p = this.makeSpare();
-    this.spare = p;
-    p.catch(() => {
-      if (this.spare === p) this.spare = undefined;
-    });
+    // then an open scans it from its start), and the next spare only once
+    // this segment is a little way in.
+    this.spares?.prepare(false);
   }
 
   private inBackground(p: Promise<unknown> | undefined): void {
     if (!p) return;
     this.background.add(p);
     void p.finally(() => this.background.delete(p));
-  }
-
-  private async makeSpare(): Promise<Spare> {
-    let spare: Spare;
-    try {
-      spare = await createSpare(this.dir, this.segmentBytes, this.prealloc!);
-    } catch (e) {
-      const err = e as JournalError;
-      if (err.kind === 'DISK_FULL') {
-        this.quota.diskFull = true;
-        this.alarm('DISK_FULL', `the next journal segment (${this.segmentBytes} bytes) cannot be preallocated; appends continue until the current segment is full: ${err.message}`);
-        this.updateBackpressure();
-      }
-      throw err;
-    }
-    if (this.quota.diskFull) {
-      this.quota.diskFull = false;
-      this.updateBackpressure();
-    }
-    return spare;
-  }
-
-  /** The spare, ready or being made (makes one if none is); only ever called by a rollover. */
-  private async takeSpare(): Promise<Spare> {
-    const p = this.spare ?? this.makeSpare();
-    this.spare = undefined;
-    return await p;
-  }
-
-  private maybeCheckpoint(force: boolean): void {
-    if (this.readOnly || !this.active) return;
-    if (!force && this.sinceCheckpoint < this.checkpointEveryBytes) return;
-    if (this.ckBusy) {
-      this.ckAgain = true;
-      return;
-    }
-    this.sinceCheckpoint = 0;
-    const snap = this.active.snapshot();
-    this.ckBusy = writeCheckpoint(this.dir, { summary: snap, clean: false }, false)
-      .then(
-        () => void this.m.checkpoints++,
-        (e) => {
-          this.m.checkpointErrors++;
-          this.alarm('CHECKPOINT', `could not write the checkpoint (${(e as Error).message}); the next open scans more of the last segment`);
-        },
-      )
-      .finally(() => {
-        this.ckBusy = undefined;
-        if (this.ckAgain) {
-          this.ckAgain = false;
-          this.maybeCheckpoint(true);
-        }
-      });
   }
 
   // ------------------------------------------------------------ compaction
@@ -967,10 +912,10 @@ export class FileJournal implements Journal {
     if (deleted) {
       await fsyncDir(this.dir);
       this.m.segmentsDeleted += deleted;
-      this.maybePrepareSpare(true);
+      this.spares?.prepare(true);
       // On a full disk, the freed space goes to the next segment first; records
       // are accepted again once it is preallocated (diskFull clears).
-      if (this.quota.diskFull && this.spare) await this.spare.catch(() => {});
+      if (this.quota.diskFull) await this.spares?.ready();
       this.updateBackpressure();
       this.emit({ type: 'compacted', segmentsDeleted: deleted, bytesFreed: freed, firstSeq: this.firstSeq() });
     }
