@@ -1,52 +1,70 @@
 // `npm run bench -- node`: the light node alone (issue 8), JSON lines.
 //
-// In this process: a LightNode with an in-process reading source (readings
-// submitted as the MCU link delivers them: groups of BENCH_GROUP, up to
-// BENCH_INFLIGHT groups in flight), the real FileJournal with fsync, a
-// software Ed25519 key (node:crypto), sync over MQTT. Outside it: mosquitto
-// and the project's ledger (in-memory store, its own process), so their CPU
-// is not the node's.
+// The node runs in its own process (bench/node-child.ts, bundled with esbuild
+// like dist/iscm-edge.mjs and run by plain node, so its RSS and CPU are its
+// own): in-process reading source, the real FileJournal with fsync, a
+// software Ed25519 key (node:crypto), sync over MQTT. mosquitto and the
+// project's ledger (in-memory store) run in processes of their own.
 //
 // Figures:
-// - steady: events/s made durable (wall clock) and per CPU-second of this
-//   process (user + system: "per core"); p50/p99 reading → durable (the ACK
-//   point) and reading → verified receipt; RSS at steady state; bytes on the
-//   wire per event (batch messages out + receipt messages in, amortised).
-// - backlog: the broker stopped, BENCH_BACKLOG events (default 1M) journaled;
-//   RSS before/after; then the broker back and the drain rate (events/s
-//   receipted and committed).
-// Goals: ≥ 30k events/s per core, p99 reading → durable ≤ 20 ms, RSS ≤ 60 MB
-// steady, drain ≥ 20k events/s.
+// - steady (closed loop, BENCH_INFLIGHT groups of BENCH_GROUP readings in
+//   flight): events/s made durable, and per CPU-second of the node process
+//   ("per core"; goal ≥ 30 000).
+// - offered (open loop at BENCH_RATE readings/s, default 10 000, arriving in
+//   groups of 32 as from a busy MCU link): p50/p99 reading → durable (the ACK
+//   point; goal p99 ≤ 20 ms) and reading → verified receipt; RSS at steady
+//   state (goal ≤ 60 MB); bytes on the wire per event (batch messages out +
+//   receipt messages in, amortised over the events committed).
+// - backlog: the broker stopped, BENCH_BACKLOG events (default 1 000 000)
+//   journaled; RSS before/after; then the broker back and the drain rate
+//   (events/s receipted, verified and committed on the device; goal ≥ 20 000).
+import { fork } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { emit, table } from './_util.js';
 import { ALG } from '../protocol/cose/algorithms.js';
-import type { Reading } from '../protocol/reading.js';
 import { softwareSignerFromKey } from '../drivers/software/signer.js';
-import { parseConfig } from '../runtime/config/index.js';
-import { LightNode } from '../runtime/node/light-node.js';
-import { createLogger } from '../runtime/ops/log.js';
+import { NATIVE_EXTERNALS } from '../build/bundle.js';
 import { startConsortium, tempDir } from '../test/node/_env.js';
 import { startConsortiumBroker } from '../test/helpers/mosquitto.js';
-import { rm } from 'node:fs/promises';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const GROUP = Number(process.env.BENCH_GROUP ?? 128);
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 8);
+const RATES = (process.env.BENCH_RATES ?? '1000,5000,10000').split(',').filter(Boolean).map(Number);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 32);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 1_000_000);
 const DEVICE = 'bench-node';
 const log = (m: string) => process.stderr.write(`[bench node] ${m}\n`);
 
-const pct = (a: number[], p: number) => (a.length ? a[Math.min(a.length - 1, Math.floor((p / 100) * a.length))] : NaN);
-const rssMb = () => process.memoryUsage().rss / (1 << 20);
+// The node under test, bundled (resolves its external packages from the repo's node_modules).
+const childFile = join(root, '.cache', 'bench', 'node-child.mjs');
+mkdirSync(join(root, '.cache', 'bench'), { recursive: true });
+await build({
+  entryPoints: [join(root, 'bench/node-child.ts')],
+  outfile: childFile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node18',
+  minify: !process.env.BENCH_PROF, // names in the profile
+  external: NATIVE_EXTERNALS,
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  define: { __ISCM_VERSION__: '"bench"', __ISCM_BUILD_DATE__: JSON.stringify(new Date().toISOString().slice(0, 10)) },
+  logLevel: 'warning',
+});
 
-const c = await startConsortium({ etcd: false, blockInterval: '200ms' });
+const c = await startConsortium({ etcd: false, blockInterval: '200ms', ledgerNodeArgs: process.env.BENCH_LEDGER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_LEDGER_PROF}`] : [] });
 const dir = tempDir('iscm-bench-node-');
-const signer = softwareSignerFromKey(ALG.EdDSA, generateKeyPairSync('ed25519').privateKey);
-await c.enroll(DEVICE, signer.publicKey);
-const cfgText = `
+const { privateKey } = generateKeyPairSync('ed25519');
+await c.enroll(DEVICE, softwareSignerFromKey(ALG.EdDSA, privateKey).publicKey);
+const config = `
 device: { id: ${DEVICE} }
 clock: { ntp_check: "off", not_before: "2020-01-01T00:00:00Z" }
 sensors: { t1: { kind: temperature } }
@@ -55,128 +73,67 @@ locations: { read_point: "urn:epc:id:sgln:4012345.00001.0" }
 signer: { driver: software, key_file: unused.key, passphrase_env: UNUSED }
 journal: { dir: ${join(dir, 'journal')}, quota: 4GiB }
 batching: { max_records: 4096, max_delay: 200ms }
-mqtt: { url: "${c.consortium.url}", window: 16, resend_timeout: 60s }
+mqtt: { url: "${c.consortium.url}", window: ${WINDOW}, resend_timeout: 60s }
 trust: { ledger_keys: [${c.keys.ledgerPem}] }
 metrics: { enabled: false }
 state: { dir: ${join(dir, 'state')} }
-logging: { level: warn }
+logging: { level: error }
 `;
-writeFileSync(join(dir, 'gateway.yaml'), cfgText);
-const config = parseConfig(cfgText, join(dir, 'gateway.yaml'));
-const node = new LightNode({ config, openSigner: async () => signer, ops: false, log: createLogger({ level: 'warn' }) });
-await node.start();
+writeFileSync(join(dir, 'gateway.yaml'), config);
 
-let seq = 0;
-const now = Date.now();
-function readings(n: number): Reading[] {
-  const out: Reading[] = [];
-  for (let i = 0; i < n; i++) {
-    seq++;
-    out.push({ bootId: 7, seq, sensor: 't1', kind: 'temperature', time: now + seq, timeSource: 'mcu', values: { celsius: 4 + (seq % 50) / 10 } } as Reading);
-  }
-  return out;
+// The node runs as the package's launcher runs it (build/launcher.sh): a small young
+// generation and two malloc arenas; BENCH_NODE_FLAGS / the environment override.
+const childEnv = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', ...process.env };
+const child = fork(childFile, [], { env: childEnv, execArgv: ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean), ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const ask = <T = Record<string, number>>(m: Record<string, unknown>): Promise<T> =>
+  new Promise((resolve, reject) => {
+    child.once('message', (r: { ok: boolean; error?: string } & T) => (r.ok ? resolve(r) : reject(new Error(r.error))));
+    child.send(m);
+  });
+
+const init = await ask({ cmd: 'init', config, configPath: join(dir, 'gateway.yaml'), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) });
+const m0 = await ask({ cmd: 'counters' });
+log(`after start: anon ${m0.anon_mb.toFixed(1)} MB, file-backed ${m0.file_mb.toFixed(1)} MB, heap ${m0.heap_mb.toFixed(1)} / ${m0.heap_total_mb.toFixed(1)} MB, external ${m0.external_mb.toFixed(1)} MB, array buffers ${m0.array_buffers_mb.toFixed(1)} MB`);
+log(`node started (RSS ${init.rss_mb.toFixed(1)} MB)`);
+
+for (const RATE of RATES) {
+  log(`offered ${RATE} readings/s for ${SECONDS} s`);
+  const c0 = await ask({ cmd: 'counters' });
+  // As a busy link delivers: what arrived in the last 2 ms, every 2 ms.
+  const o = await ask({ cmd: 'open', rate: RATE, seconds: SECONDS, group: Math.max(1, Math.round(RATE / 500)) });
+  const c1 = await ask({ cmd: 'counters' });
+  emit({ bench: 'node', figure: 'offered', rate: RATE, events: o.events, cpu_cores: o.cpu_cores, cpu_user_cores: o.cpu_user_cores, cpu_system_cores: o.cpu_system_cores, events_per_cpu_s: o.events_per_cpu_s, durable_p50_ms: o.durable_p50, durable_p99_ms: o.durable_p99, durable_max_ms: o.durable_max, goal_durable_p99_ms: 20, receipt_p50_ms: o.receipt_p50, receipt_p99_ms: o.receipt_p99, event_loop_delay_p99_ms: o.loop_p99_ms, gc_ms_per_s: o.gc_total_ms / o.seconds, gc_major: o.gc_major, gc_major_max_ms: o.gc_major_max_ms, load: loadavg()[0] });
+  emit({ bench: 'node', figure: 'journal_during_offered', rate: RATE, fsyncs_per_s: (c1.fsyncs - c0.fsyncs) / o.seconds, fsync_mean_ms: (1000 * (c1.fsync_s - c0.fsync_s)) / (c1.fsyncs - c0.fsyncs), units_per_fsync: (c1.units - c0.units) / (c1.fsyncs - c0.fsyncs) });
+  emit({ bench: 'node', figure: 'rss_steady_mb', rate: RATE, max: o.rss_max_mb, after_start: init.rss_mb, goal: 60, anon_mb: c1.anon_mb, file_backed_mb: c1.file_mb, heap_used_mb: c1.heap_mb, heap_total_mb: c1.heap_total_mb, external_mb: c1.external_mb });
+  const committed = c1.committed - c0.committed;
+  emit({ bench: 'node', figure: 'wire_bytes_per_event', rate: RATE, bytes: committed > 0 ? (c1.out - c0.out + c1.in - c0.in) / committed : NaN, out_per_event: (c1.out - c0.out) / committed, in_per_event: (c1.in - c0.in) / committed, journal_bytes_per_event: (c1.appended - c0.appended) / (c1.last - c0.last) });
+  await ask({ cmd: 'settle' });
 }
 
-/** Submits for `ms` (or until `total` readings) in a closed loop; per-group durable latencies and receipt probes. */
-async function load(o: { ms?: number; total?: number; probes?: { seq: number; t0: number }[] }) {
-  const durable: number[] = [];
-  const probes = o.probes ?? [];
-  let inflight = 0;
-  let sent = 0;
-  const end = o.ms ? performance.now() + o.ms : Infinity;
-  let wake: (() => void) | undefined;
-  while (performance.now() < end && (o.total === undefined || sent < o.total)) {
-    if (inflight >= INFLIGHT) {
-      await new Promise<void>((r) => (wake = r));
-      continue;
-    }
-    const n = o.total === undefined ? GROUP : Math.min(GROUP, o.total - sent);
-    const batch = readings(n);
-    sent += n;
-    inflight++;
-    const t0 = performance.now();
-    void node.submit('bench', batch).then(() => {
-      const t = performance.now();
-      durable.push(t - t0);
-      if (durable.length % 8 === 0) probes.push({ seq: node.journal.stats().lastSeq, t0 });
-      inflight--;
-      wake?.();
-      wake = undefined;
-    });
-  }
-  while (inflight > 0) await new Promise<void>((r) => (wake = r));
-  return { durable, probes, sent };
+if (process.env.BENCH_STEADY !== '0') {
+log(`steady, closed loop ${SECONDS} s`);
+const s = await ask({ cmd: 'closed', seconds: SECONDS, group: GROUP, inflight: INFLIGHT });
+emit({ bench: 'node', figure: 'steady', events_per_s: s.events_per_s, events_per_cpu_s: s.events_per_cpu_s, goal_per_cpu_s: 30_000, group: GROUP, inflight_groups: INFLIGHT, durable_p50_ms: s.durable_p50, durable_p99_ms: s.durable_p99, seconds: s.seconds, load: loadavg()[0] });
+await ask({ cmd: 'settle' });
+
 }
 
-// ---- steady state ----
-log('warm-up');
-await load({ ms: 2000 });
-await node.pipeline.idle();
-const m0 = {
-  records: node.journal.stats().lastSeq,
-  cpu: process.cpuUsage(),
-  out: node.metrics.counter('iscm_sync_bytes_published_total', '').get(),
-  in: node.metrics.counter('iscm_sync_bytes_received_total', '').get(),
-  committed: node.journal.stats().committedThroughSeq,
-};
-log(`steady phase ${SECONDS} s`);
-const receiptLat: number[] = [];
-let maxRss = 0;
-const t0 = performance.now();
-const probeLoop = { stop: false, pending: [] as { seq: number; t0: number }[] };
-const prober = (async () => {
-  while (!probeLoop.stop || probeLoop.pending.length) {
-    const ct = node.journal.stats().committedThroughSeq;
-    const t = performance.now();
-    while (probeLoop.pending.length && probeLoop.pending[0].seq <= ct) receiptLat.push(t - probeLoop.pending.shift()!.t0);
-    maxRss = Math.max(maxRss, rssMb());
-    if (probeLoop.stop && t - t0 > (SECONDS + 60) * 1000) break;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-})();
-const steady = await load({ ms: SECONDS * 1000, probes: probeLoop.pending });
-const wall = (performance.now() - t0) / 1000;
-const cpu = process.cpuUsage(m0.cpu);
-const records = node.journal.stats().lastSeq - m0.records;
-probeLoop.stop = true;
-await prober;
-const st = node.journal.stats();
-const committedEvents = st.committedThroughSeq - m0.committed;
-const wire = node.metrics.counter('iscm_sync_bytes_published_total', '').get() - m0.out + (node.metrics.counter('iscm_sync_bytes_received_total', '').get() - m0.in);
-steady.durable.sort((a, b) => a - b);
-receiptLat.sort((a, b) => a - b);
-emit({ bench: 'node', figure: 'steady', events_per_s: records / wall, events_per_cpu_s: records / ((cpu.user + cpu.system) / 1e6), goal_per_cpu_s: 30_000, group: GROUP, inflight_groups: INFLIGHT, seconds: wall, load: loadavg()[0] });
-emit({ bench: 'node', figure: 'reading_to_durable_ms', p50: pct(steady.durable, 50), p99: pct(steady.durable, 99), max: steady.durable.at(-1) ?? NaN, goal_p99: 20 });
-emit({ bench: 'node', figure: 'reading_to_receipt_ms', p50: pct(receiptLat, 50), p99: pct(receiptLat, 99), samples: receiptLat.length });
-emit({ bench: 'node', figure: 'rss_steady_mb', max: maxRss, goal: 60 });
-emit({ bench: 'node', figure: 'wire_bytes_per_event', bytes: committedEvents > 0 ? wire / committedEvents : NaN, record_bytes_mean: st.lastSeq ? node.journal.metrics().bytes_appended_total / st.lastSeq : NaN });
+if (BACKLOG > 0) {
+  log(`backlog of ${BACKLOG} events with the broker stopped`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const port = c.consortium.port;
+  await c.consortium.stop();
+  const b = await ask({ cmd: 'backlog', total: BACKLOG, group: GROUP, inflight: INFLIGHT });
+  emit({ bench: 'node', figure: 'backlog', events: b.events, journaled_per_s: b.events_per_s, events_per_cpu_s: b.events_per_cpu_s, rss_before_mb: b.rss_before_mb, rss_after_mb: b.rss_after_mb, rss_growth_mb: b.rss_after_mb - b.rss_before_mb, journal_mb: b.journal_mb });
+  log('broker back: draining');
+  const broker = await startConsortiumBroker({ dir: c.consortium.dir, port });
+  const d = await ask({ cmd: 'drain' });
+  emit({ bench: 'node', figure: 'drain', events: d.events, seconds: d.seconds, events_per_s: d.events_per_s, goal_per_s: 20_000, rss_mb: d.rss_mb, load: loadavg()[0] });
+  c.consortium.stop = () => broker.stop();
+}
 
-// ---- backlog: the broker away, BACKLOG events journaled, then the drain ----
-log(`backlog of ${BACKLOG} events with the broker stopped`);
-await node.pipeline.idle();
-await new Promise((r) => setTimeout(r, 2000)); // let the last receipts in
-const port = c.consortium.port;
-await c.consortium.stop();
-const before = { rss: rssMb(), last: node.journal.stats().lastSeq, committed: node.journal.stats().committedThroughSeq };
-const tb = performance.now();
-await load({ total: BACKLOG });
-await node.pipeline.idle();
-const backlogSecs = (performance.now() - tb) / 1000;
-global.gc?.();
-const afterRss = rssMb();
-emit({ bench: 'node', figure: 'backlog', events: BACKLOG, journaled_per_s: BACKLOG / backlogSecs, rss_before_mb: before.rss, rss_after_mb: afterRss, rss_growth_mb: afterRss - before.rss, journal_mb: node.journal.stats().usedBytes / (1 << 20) });
-log('broker back: draining');
-const broker = await startConsortiumBroker({ dir: c.consortium.dir, port });
-const target = node.journal.stats().lastSeq;
-const td = performance.now();
-while (node.journal.stats().committedThroughSeq < target && performance.now() - td < 600_000) await new Promise((r) => setTimeout(r, 50));
-const drainSecs = (performance.now() - td) / 1000;
-const drained = node.journal.stats().committedThroughSeq - before.committed;
-emit({ bench: 'node', figure: 'drain', events: drained, seconds: drainSecs, events_per_s: drained / drainSecs, goal_per_s: 20_000, rss_mb: rssMb(), load: loadavg()[0] });
-
-await node.stop();
-await broker.stop();
-c.consortium.stop = async () => {};
+if (process.env.BENCH_TRACE) process.stderr.write(c.ledgers[0].proc.output().split('\n').filter((l) => !/debug/.test(l)).slice(-60).join('\n') + '\n');
+await ask({ cmd: 'stop' }).catch(() => {});
 await c.stop();
 await rm(dir, { recursive: true, force: true });
 table();
