@@ -84,7 +84,7 @@ writeFileSync(join(dir, 'gateway.yaml'), config);
 // The node runs as the package's launcher runs it (build/launcher.sh): a small young
 // generation and two malloc arenas; BENCH_NODE_FLAGS / the environment override.
 const childEnv = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', ...process.env };
-const child = fork(childFile, [], { env: childEnv, execArgv: ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean), ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const child = fork(childFile, [], { env: childEnv, execArgv: ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS ?? '--max-semi-space-size=4').split(' ').filter(Boolean), ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const ask = <T = Record<string, number>>(m: Record<string, unknown>): Promise<T> =>
   new Promise((resolve, reject) => {
     child.once('message', (r: { ok: boolean; error?: string } & T) => (r.ok ? resolve(r) : reject(new Error(r.error))));
