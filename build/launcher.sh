@@ -12,7 +12,7 @@ if ! command -v "$node" >/dev/null 2>&1; then
 fi
 # Gateways are small. A 4 MiB young generation (V8's default grows to 16 MiB
 # per semi-space) and two malloc arenas with large buffers mapped on their own
-# (returned to the system when freed) halve the light node's private memory
+# (returned to the system when freed) cut the light node's private memory
 # (~85 → ~60 MB at 10k events/s, npm run bench -- node) for ~20 ms/s more
 # GC at that rate. ISCM_NODE_OPTIONS replaces the V8 flag; the malloc
 # settings stay as the environment sets them.

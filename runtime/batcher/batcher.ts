@@ -26,8 +26,8 @@ export interface BatcherOptions {
   maxDelayMs?: number;
   log: Logger;
   metrics: Registry;
-  /** Called after each signed batch is durable in the journal. */
-  onBatch?: (b: { batchSeq: number; firstSeq: number; count: number }) => void;
+  /** Called after each signed batch is durable in the journal (with its COSE_Sign1 bytes). */
+  onBatch?: (b: { batchSeq: number; firstSeq: number; count: number; sign1: Uint8Array }) => void;
   now?: () => number;
 }
 
@@ -224,7 +224,7 @@ export class Batcher {
     this.m.batches.inc();
     this.m.records.inc(undefined, res.count);
     this.m.size.observe(res.count);
-    this.o.onBatch?.(res);
+    this.o.onBatch?.({ ...res, sign1 });
   }
 
   async stop(): Promise<void> {

@@ -129,7 +129,7 @@ export class LightNode {
       maxDelayMs: c.batching.max_delay,
       log: this.log.child({ component: 'batcher' }),
       metrics: this.metrics,
-      onBatch: () => this.sync?.kick(),
+      onBatch: (b) => this.sync?.offer({ ...b, committed: false }),
     });
     const r = this.metrics;
     this.m = {

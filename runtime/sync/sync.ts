@@ -184,6 +184,18 @@ export class Sync {
     });
   }
 
+  /** Batches just made durable, in order, handed over by the batcher (bounded). */
+  private offered: StoredBatch[] = [];
+
+  /** A batch just made durable: publish it from memory when the window has room (saves reading it back). */
+  offer(b: StoredBatch): void {
+    const last = this.offered.at(-1);
+    if (last && b.batchSeq !== last.batchSeq + 1) this.offered = [];
+    this.offered.push(b);
+    if (this.offered.length > 64) this.offered.shift();
+    this.kick();
+  }
+
   /** A new batch is in the journal (or the window has room): fill the window. */
   kick(): void {
     this.wake = true;
@@ -200,14 +212,22 @@ export class Sync {
         for (const f of [...this.inflight.values()].sort((a, b) => a.batch.batchSeq - b.batch.batchSeq)) if (f.sentAt === 0) await this.publish(f, true);
         const window = this.o.window ?? 8;
         if (this.inflight.size >= window) continue;
-        for await (const b of this.o.journal.unreceiptedBatches(this.cursor)) {
-          if (this.inflight.has(b.batchSeq)) continue;
-          const f: InFlight = { batch: b, sentAt: 0, firstSentAt: 0, bytes: 0 };
-          this.inflight.set(b.batchSeq, f);
-          this.cursor = b.batchSeq + 1;
-          await this.publish(f, false);
-          if (this.inflight.size >= window || this.stopped || !this.client) break;
-        }
+        // Batches just signed come from the batcher (offer()); only a gap in
+        // them (a restart, a backlog beyond the window) reads the journal.
+        while (this.offered.length && this.offered[0].batchSeq < this.cursor) this.offered.shift();
+        const take = async (b: StoredBatch): Promise<boolean> => {
+          this.cursor = Math.max(this.cursor, b.batchSeq + 1);
+          if (!this.inflight.has(b.batchSeq)) {
+            const f: InFlight = { batch: b, sentAt: 0, firstSentAt: 0, bytes: 0 };
+            this.inflight.set(b.batchSeq, f);
+            await this.publish(f, false);
+          }
+          return this.inflight.size < window && !this.stopped && !!this.client;
+        };
+        if (this.offered.length && this.offered[0].batchSeq === this.cursor) {
+          while (this.offered.length && this.offered[0].batchSeq === this.cursor) if (!(await take(this.offered.shift()!))) break;
+        } else
+          for await (const b of this.o.journal.unreceiptedBatches(this.cursor)) if (!(await take(b))) break;
         this.m.inflight.set(this.inflight.size);
       }
     } catch (e) {
