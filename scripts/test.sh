@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A want=(
   [softhsm2-util]=softhsm2 [pkcs11-tool]=opensc [socat]=socat
   [mosquitto]=mosquitto [etcd]=etcd-server [etcdctl]=etcd-client
-  [openssl]=openssl [swtpm]=swtpm
+  [openssl]=openssl [swtpm]=swtpm [systemd-notify]=systemd
   # packages for gateway targets (build/package.ts) and their emulated suites (test/package/)
   [qemu-aarch64-static]=qemu-user-static [make]=make [python3]=python3
   [aarch64-linux-gnu-g++]=g++-aarch64-linux-gnu [arm-linux-gnueabihf-g++]=g++-arm-linux-gnueabihf
