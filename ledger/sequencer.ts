@@ -399,7 +399,8 @@ export class Sequencer extends EventEmitter {
     for (let i = 0; i < accepted.length; i++) {
       const p = accepted[i];
       try {
-        const from = Math.max(p.knownSize, this.#lastReceiptSize.get(p.deviceId) ?? 0);
+        // known_size 0: the device holds no head yet, so no proof at all (it trusts its first receipt).
+        const from = p.knownSize > 0 ? Math.max(p.knownSize, this.#lastReceiptSize.get(p.deviceId) ?? 0) : 0;
         const receipt = await this.log.receipt(head, firstLeaf + i, from < size ? from : p.knownSize);
         this.#publish(p.deviceId, { batchSeq: p.batchSeq, status: ReceiptStatus.COMMITTED, receipt });
       } catch (e) {

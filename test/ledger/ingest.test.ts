@@ -12,7 +12,7 @@ import { signBatch } from '../../protocol/batch-sign.js';
 import { encodeBatchMessage } from '../../protocol/batch.js';
 import { merkleRoot } from '../../protocol/merkle.js';
 import { ReceiptStatus } from '../../protocol/receipt-msg.js';
-import { verifyReceipt } from '../../protocol/receipt.js';
+import { receiptProofs, verifyReceipt } from '../../protocol/receipt.js';
 import { softwareSignerFromKey } from '../../drivers/software/signer.js';
 import { MemoryKv } from '../../ledger/store/memory-kv.js';
 import { LedgerStore } from '../../ledger/store/store.js';
@@ -426,19 +426,25 @@ test("a device's next receipts are proven from the head its last receipts brough
   const h = harness();
   const d = new DeviceChain('win-1');
   await h.enroll(d);
-  // Three batches in flight, all sent knowing no head (known_size 0), committed in three blocks.
+  const b1 = await d.next(2);
+  await h.send('win-1', batchMessage(b1, 0));
+  await h.seq.round();
+  const r1 = h.last('win-1')!;
+  const v1 = verifyReceipt(r1.receipt!, { leafEntry: b1.entry, trusted, requireSignedSize: true });
+  assert.equal(receiptProofs(r1.receipt!).consistency, [], 'known_size 0: no proof (the device trusts its first receipt)');
+  // Three batches in flight, all sent knowing the head of size 1, each committed in a block of its own.
   const bs = [await d.next(2), await d.next(2), await d.next(2)];
-  let head: { size: number; root: Uint8Array } | undefined;
-  for (const b of bs) {
-    await h.send('win-1', batchMessage(b, 0));
+  let head = { size: v1.treeSize!, root: v1.root };
+  for (let i = 0; i < bs.length; i++) {
+    await h.send('win-1', batchMessage(bs[i], v1.treeSize!));
     await h.seq.round();
-    const r = h.last('win-1')!;
+    const r = h.pub.receipts.filter((x) => x.deviceId === 'win-1' && x.msg.batchSeq === bs[i].batchSeq).at(-1)!.msg;
     // The device's rule: the proof must start at the head it trusts (runtime/sync/receipt-check.ts).
-    const v = verifyReceipt(r.receipt!, head ? { leafEntry: b.entry, trusted, knownHead: head, requireSignedSize: true } : { leafEntry: b.entry, trusted, requireSignedSize: true });
-    if (head) assert.is(v.consistentFrom, head.size, 'proven from the head the previous receipt gave');
+    const v = verifyReceipt(r.receipt!, { leafEntry: bs[i].entry, trusted, knownHead: head, requireSignedSize: true });
+    assert.is(v.consistentFrom, head.size, `batch ${bs[i].batchSeq}: proven from the head the previous receipt gave`);
     head = { size: v.treeSize!, root: v.root };
   }
-  assert.is(head!.size, 3);
+  assert.is(head.size, 4);
   await h.audit();
 });
 
