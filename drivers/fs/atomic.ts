@@ -6,12 +6,24 @@
 // fsync the directory. A crash at any point leaves the old file or the new
 // one, never a mix, and never a renamed file whose data did not reach disk.
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
 function tmpName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${++counter}`);
+}
+
+/**
+ * Deletes the temp files an interrupted writeFileAtomic left in `dir` (a
+ * crash between create and rename). Call before anything in that directory
+ * writes; names are `.NAME.tmp-PID-N`, so only those are touched.
+ */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let n = 0;
+  for (const f of await readdir(dir).catch(() => [] as string[]))
+    if (/^\..+\.tmp-\d+-\d+$/.test(f) && (await unlink(join(dir, f)).then(() => true, () => false))) n++;
+  return n;
 }
 
 /** fsync of a directory: makes a create, rename or unlink in it durable. */

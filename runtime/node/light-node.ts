@@ -19,13 +19,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatewayLink, type LinkEvent, type LinkTransport } from '../../firmware-bridge/link.js';
 import type { Signer } from '../../drivers/signer.js';
+import { removeStaleTemps } from '../../drivers/fs/atomic.js';
 import { errorMessage } from '../../protocol/errors.js';
 import type { Reading } from '../../protocol/reading.js';
 import type { TrustedKey } from '../../protocol/receipt.js';
 import type { DeliverResult } from '../../firmware-bridge/session.js';
 import type { GatewayConfig } from '../config/types.js';
 import type { Clock } from '../events/clock.js';
-import { FileJournal, type Journal, type JournalEvent } from '../journal/index.js';
+import { FileJournal, MAX_STATE_BYTES, type Journal, type JournalEvent } from '../journal/index.js';
 import { Batcher } from '../batcher/batcher.js';
 import { Sync } from '../sync/sync.js';
 import { TrustedHeadStore } from '../sync/receipt-check.js';
@@ -102,7 +103,6 @@ export class LightNode {
     this.journal =
       o.journal ??
       new FileJournal({ dir: c.journal.dir, deviceId: c.device.id, maxBytes: c.journal.quota, highWaterRatio: c.journal.high_water, lowWaterRatio: Math.min(c.journal.high_water - 0.05, 0.7), groupCommitMs: c.journal.group_commit });
-    const maxGroup = (this.journal as Partial<FileJournal>).maxGroupBytes ?? 4 << 20;
     this.pipeline = new Pipeline({
       deviceId: c.device.id,
       journal: this.journal,
@@ -110,8 +110,8 @@ export class LightNode {
       builder: { ...(o.clock ? { clock: o.clock } : {}), onWarning: (m) => this.log.warn(m) },
       log: this.log.child({ component: 'pipeline' }),
       metrics: this.metrics,
-      // A unit must fit one journal group with its state beside it.
-      unitBytes: Math.max(16 * 1024, Math.min(256 * 1024, Math.floor((maxGroup - 80 * 1024) / 2))),
+      // A unit must fit one journal group with its state beside it (and one reading's events past the budget).
+      unitBytes: Math.max(8 * 1024, Math.min(256 * 1024, Math.floor((this.journal.maxUnitBytes - MAX_STATE_BYTES) * 0.6))),
       onRecords: (firstSeq, records) => {
         this.records.add(firstSeq, records);
         this.batcher.addedRecords(firstSeq, records);
@@ -150,6 +150,7 @@ export class LightNode {
     this.startedAt = Date.now();
     const c = this.config;
     await mkdir(c.state.dir, { recursive: true });
+    await removeStaleTemps(c.state.dir);
     this.journal.subscribe((e) => this.onJournalEvent(e));
     await this.journal.open();
     await this.pipeline.start();

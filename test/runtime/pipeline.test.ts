@@ -183,4 +183,29 @@ test('bad readings are taken, logged and counted (the link moves on); back-press
   assert.is(r.metrics.counter('iscm_readings_refused_total', '').get({ source: 'port:mcu', reason: 'backpressure' }), 1);
 });
 
+test('on a real FileJournal (every caller hash checked): window state and records survive a reopen', async () => {
+  const { FileJournal } = await import('../../runtime/journal/index.js');
+  const { tempDir } = await import('../helpers/proc.js');
+  const dir = tempDir('iscm-pipe-file-');
+  const mk = () => new FileJournal({ dir, deviceId: 'pipe-1', maxBytes: 16 << 20, verifyHashes: true });
+  const clock = new ManualClock({ now: T + 3_600_000, synced: true });
+  const run = async () => {
+    const j = mk();
+    await j.open();
+    const pipe = new Pipeline({ deviceId: 'pipe-1', journal: j, config: CFG, builder: { clock }, log: memoryLogger('warn'), metrics: new Registry(), now: () => T + 3_600_000 });
+    await pipe.start();
+    return { j, pipe };
+  };
+  const a = await run();
+  assert.equal([...(await a.pipe.submit('port:mcu', [reading('t1', 1, 1000), reading('w1', 2, 10_000, 5), reading('w1', 3, 20_000, 6)])).ackThrough!], [[77, 3]]);
+  await a.j.close();
+  const b = await run();
+  await b.pipe.submit('port:mcu', [reading('w1', 4, 302_000, 7), reading('t1', 5, 303_000)]);
+  const recs = await records(b.j);
+  assert.equal(recs.map((r) => r.seq), [1, 2, 3]);
+  const win = recs.find((r) => (r.event as Record<string, any>).sensorElementList[0].sensorReport[0]['iscm:count'] !== undefined)!;
+  assert.is((win.event as Record<string, any>).sensorElementList[0].sensorReport[0]['iscm:count'], 2, 'the window kept its readings across the reopen');
+  await b.j.close();
+});
+
 test.run();
