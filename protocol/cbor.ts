@@ -288,7 +288,35 @@ function notJson(path: string, why: string): never {
   throw new JsonPathError(path, why);
 }
 
+/**
+ * Encodings of frozen JSON subtrees. Event builders share immutable parts
+ * between events (the @context, asset lists, places): frozen all the way
+ * down, such a part always encodes to the same bytes, so they are written
+ * once and copied after (a WeakMap: the entry goes with the object).
+ */
+const frozenJson = new WeakMap<object, Uint8Array>();
+
+function deepFrozen(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return true;
+  if (!Object.isFrozen(v)) return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (!deepFrozen(x)) return false;
+  return true;
+}
+
 function writeJson(w: Writer, v: unknown, depth: number, path: string): void {
+  if (typeof v === 'object' && v !== null && depth > 0 && Object.isFrozen(v)) {
+    const hit = frozenJson.get(v);
+    if (hit) return w.bytes(hit);
+    // Relative to the item's start: a writer that grows moves the item to offset 0.
+    const rel = w.pos - w.start;
+    writeJsonValue(w, v, depth, path);
+    if (deepFrozen(v)) frozenJson.set(v, w.buf.slice(w.start + rel, w.pos));
+    return;
+  }
+  writeJsonValue(w, v, depth, path);
+}
+
+function writeJsonValue(w: Writer, v: unknown, depth: number, path: string): void {
   if (depth > MAX_ENCODE_DEPTH) throw new CborError('CBOR_LIMIT', `nesting deeper than ${MAX_ENCODE_DEPTH}`, w.pos);
   switch (typeof v) {
     case 'string':

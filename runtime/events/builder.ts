@@ -71,7 +71,26 @@ const numericValue = (r: Reading): number => (UNIT[r.kind as NumericKind].value 
 /** No time before this is believed (it is after every real reading); nor after it. */
 const MAX_PLAUSIBLE = Date.UTC(2200, 0, 1);
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/**
+ * ms → "YYYY-MM-DDTHH:MM:SS.mmmZ", as Date#toISOString. Readings come in time
+ * order, so the part up to the second repeats from event to event: it is
+ * kept, and only the milliseconds are written (toISOString was 3 % of the
+ * light node's CPU per event).
+ */
+let isoSecond = NaN;
+let isoPrefix = '';
+const iso = (ms: number): string => {
+  const sec = Math.floor(ms / 1000);
+  if (sec !== isoSecond || !Number.isInteger(ms) || !(ms >= 0 && ms < 253402300800000)) {
+    const full = new Date(ms).toISOString();
+    if (!Number.isInteger(ms) || !(ms >= 0 && ms < 253402300800000)) return full; // years outside 0000..9999 are spelt otherwise; fractions are cut
+    isoSecond = sec;
+    isoPrefix = full.slice(0, 20);
+    return full;
+  }
+  const m = ms - sec * 1000;
+  return `${isoPrefix}${m < 10 ? '00' : m < 100 ? '0' : ''}${m}Z`;
+};
 /** MCU boots whose time anchor is kept. */
 const MAX_ANCHORS = 64;
 

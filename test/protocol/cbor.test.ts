@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decode as xdecode, encode as xencode } from 'cbor-x';
-import { decode, encode, Tag, toPlain } from '../../protocol/cbor.js';
+import { decode, encode, Json, Tag, toPlain } from '../../protocol/cbor.js';
 import { CborError } from '../../protocol/errors.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import { prng, randomBytes } from '../helpers/prng.js';
@@ -156,6 +156,20 @@ test('fuzz: 100,000 mutated and random inputs only ever raise CborError', () => 
   }
   assert.ok(typed > 50_000, `most mutations are rejected (${typed})`);
   assert.ok(ok + typed === 100_000);
+});
+
+test('JSON mode: frozen subtrees (shared event parts) encode from a cache, byte for byte as fresh ones; a frozen shell over a mutable child is never cached', () => {
+  const place = Object.freeze({ id: 'urn:epc:id:sgln:4012345.00001.0' });
+  const list = Object.freeze(['a', 'b', Object.freeze({ x: 1.5 })]);
+  const shell = Object.freeze({ inner: { y: 2 } }) as { inner: { y: number } };
+  for (let i = 0; i < 4; i++) {
+    // i = 1: a long text makes the writer grow in the middle of the record.
+    const ev = { readPoint: place, epcList: list, shell, n: i, note: i === 1 ? 'x'.repeat(70_000) : 'short' };
+    const got = encode(new Map([[5, new Json(ev, 'event')]]));
+    const fresh = encode(new Map([[5, new Json(JSON.parse(JSON.stringify(ev)), 'event')]]));
+    assert.is(Buffer.from(got).toString('hex'), Buffer.from(fresh).toString('hex'), `round ${i}`);
+    shell.inner.y = 10 + i; // the shell is frozen, its child is not
+  }
 });
 
 test.run();
