@@ -217,9 +217,13 @@ process.on('message', async (m: { cmd: string } & Record<string, any>) => {
               process.stderr.write(`[drain] committed ${st.committedThroughSeq} batches ${st.committedThroughBatch}/${st.lastBatchSeq} in flight ${node.sync?.inFlight()} rtt p50 ${h.quantile(0.5)} p99 ${h.quantile(0.99)} cache ${node.records.hits}/${node.records.misses} resent ${node.metrics.counter('iscm_batches_resent_total', '').get()} stale ${node.metrics.counter('iscm_receipts_total', '').get({ status: 'committed', verdict: 'stale' }) + node.metrics.counter('iscm_receipts_total', '').get({ status: 'duplicate', verdict: 'stale' })}\n`);
             }, 1000)
           : undefined;
+        // The reconnect waits out the sync's backoff (capped exponential, grown during the outage): reported apart.
+        const t0 = performance.now();
+        while (node.sync?.state !== 'online' && performance.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 10));
+        const reconnectS = (performance.now() - t0) / 1000;
         const r = await waitCommitted(m.timeoutMs ?? 600_000);
         clearInterval(trace);
-        return send({ ok: true, ...r, events_per_s: r.events / r.seconds, rss_mb: rssMb() });
+        return send({ ok: true, ...r, reconnect_s: reconnectS, events_per_s: r.events / (r.seconds + reconnectS), events_per_s_connected: r.events / r.seconds, rss_mb: rssMb() });
       }
       case 'stop':
         await node.stop();

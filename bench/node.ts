@@ -128,7 +128,7 @@ if (BACKLOG > 0) {
   log('broker back: draining');
   const broker = await startConsortiumBroker({ dir: c.consortium.dir, port });
   const d = await ask({ cmd: 'drain' });
-  emit({ bench: 'node', figure: 'drain', events: d.events, seconds: d.seconds, events_per_s: d.events_per_s, goal_per_s: 20_000, rss_mb: d.rss_mb, load: loadavg()[0] });
+  emit({ bench: 'node', figure: 'drain', events: d.events, reconnect_s: d.reconnect_s, seconds_connected: d.seconds, events_per_s: d.events_per_s, events_per_s_connected: d.events_per_s_connected, goal_per_s: 20_000, rss_mb: d.rss_mb, load: loadavg()[0] });
   c.consortium.stop = () => broker.stop();
 }
 
