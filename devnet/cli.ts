@@ -120,8 +120,8 @@ const progress = async () => {
   else say(line);
 };
 
-// Readings phase.
-const end = t0 + duration * 1000;
+// Readings phase: --duration counts from when the simulators run.
+const end = Date.now() + duration * 1000;
 while (Date.now() < end && interrupted === 0) {
   await sleep(tty ? 250 : 2000);
   await progress();
