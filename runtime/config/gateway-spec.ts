@@ -304,6 +304,7 @@ const mqtt: ObjectSpec = {
     window: { default: 8, spec: { t: 'int', min: 1, max: 1024, doc: 'Most unreceipted batches in flight.' } },
     resend_timeout: { default: 30_000, defaultText: '30s', spec: { t: 'duration', min: 1000, max: 3_600_000, doc: 'Resend a batch not receipted within this.' } },
     keepalive: { default: 60_000, defaultText: '60s', spec: { t: 'duration', min: 5000, max: 3_600_000, doc: 'MQTT keepalive.' } },
+    reconnect_max: { default: 15_000, defaultText: '15s', spec: { t: 'duration', min: 1000, max: 600_000, doc: 'Longest wait between reconnect attempts (capped exponential backoff from 0.5 s, with jitter): a lost broker is retried at most this far apart.' } },
   },
   exclusive: [['password_file', 'password_env']],
 };

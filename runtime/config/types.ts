@@ -114,6 +114,8 @@ export interface GatewayConfig {
     resend_timeout: number;
     /** ms */
     keepalive: number;
+    /** ms */
+    reconnect_max: number;
   };
   trust: { ledger_keys: string[] };
   metrics: { enabled: boolean; listen: string; allow_remote: boolean };

@@ -169,6 +169,7 @@ export class LightNode {
         window: c.mqtt.window,
         resendTimeoutMs: c.mqtt.resend_timeout,
         keepaliveSec: Math.round(c.mqtt.keepalive / 1000),
+        backoff: { initialMs: 500, maxMs: c.mqtt.reconnect_max },
         status: { version: version(), firmware: { ports: Object.keys(c.ports) } },
         journal: this.journal,
         trusted: this.trusted,
