@@ -15,6 +15,7 @@ import type { Logger } from '../ops/log.js';
 import type { Registry } from '../ops/metrics.js';
 import { Backoff } from '../../drivers/backoff.js';
 import { MAX_BATCH_RECORDS } from '../../protocol/limits.js';
+import { SeqWindow } from '../seq-window.js';
 
 export interface BatcherOptions {
   journal: Journal;
@@ -31,22 +32,20 @@ export interface BatcherOptions {
   now?: () => number;
 }
 
-/**
- * Leaf hashes of the records the pipeline just made durable, in seq order:
- * the batcher builds the next batch from them instead of reading the records
- * back from the journal. Bounded; when it does not continue where the last
- * batch ended (a restart, an overflow) the journal is read instead.
- */
-interface LeafFeed {
-  firstSeq: number;
-  hashes: Uint8Array[];
-  sizes: number[];
-  /** Entries already taken (consumed from the front). */
-  head: number;
+/** A record the pipeline just made durable, as the next batch needs it. */
+interface Leaf {
+  hash: Uint8Array;
+  size: number;
 }
 
 export class Batcher {
-  private feed: LeafFeed | undefined;
+  /**
+   * Leaf hashes of the records the pipeline just made durable: the next batch
+   * is built from them instead of reading the records back from the journal.
+   * When they do not continue where the last batch ended (a restart, a slow
+   * signer the window outgrew) the journal is read instead.
+   */
+  private readonly feed: SeqWindow<Leaf>;
   private pendingCount = 0;
   private pendingBytes = 0;
   private oldest = 0;
@@ -67,6 +66,7 @@ export class Batcher {
     this.maxRecords = Math.min(o.maxRecords ?? 4096, MAX_BATCH_RECORDS);
     this.maxBytes = o.maxBytes ?? 1 << 20;
     this.maxDelay = o.maxDelayMs ?? 1000;
+    this.feed = new SeqWindow<Leaf>(2 * this.maxRecords);
     this.now = o.now ?? Date.now;
     const r = o.metrics;
     this.m = {
@@ -94,25 +94,17 @@ export class Batcher {
    * leaf hashes are kept for the next batch, so it needs no journal read.
    */
   addedRecords(firstSeq: number, records: readonly Uint8Array[]): void {
-    const cap = 2 * this.maxRecords;
-    let f = this.feed;
-    if (f && f.firstSeq + f.hashes.length !== firstSeq) f = undefined; // not contiguous: the journal decides
-    if (!f) f = this.feed = { firstSeq, hashes: [], sizes: [], head: 0 };
-    if (f.hashes.length - f.head + records.length > cap) {
-      // The signer is behind (token away, slow): stop holding hashes; batches read the journal.
-      this.feed = undefined;
-    } else
-      for (const r of records) {
-        f.hashes.push(leafHash(r));
-        f.sizes.push(r.length);
-      }
-    for (const r of records) this.added(r.length);
+    // Beyond its bound (the signer is behind) the feed drops its oldest, and batches read the journal.
+    this.feed.push(firstSeq, records.map((r) => ({ hash: leafHash(r), size: r.length })));
+    let bytes = 0;
+    for (const r of records) bytes += r.length;
+    this.added(bytes, records.length);
   }
 
-  /** A record became durable (called by the pipeline after its append resolved). */
-  added(bytes: number): void {
+  /** Records became durable (`count` of them, `bytes` together; called by the pipeline after their append resolved). */
+  added(bytes: number, count = 1): void {
     if (this.pendingCount === 0) this.oldest = this.now();
-    this.pendingCount++;
+    this.pendingCount += count;
     this.pendingBytes += bytes;
     this.m.pending.set(this.pendingCount);
     if (this.pendingCount >= this.maxRecords || this.pendingBytes >= this.maxBytes) this.poke();
@@ -171,17 +163,18 @@ export class Batcher {
   private async batchOnce(): Promise<void> {
     const j = this.o.journal;
     const head = j.head();
-    let hashes: Uint8Array[] = [];
+    const hashes: Uint8Array[] = [];
     let bytes = 0;
     let firstSeq = 0;
     const f = this.feed;
-    if (f && f.firstSeq + f.head === head.batchedThroughSeq + 1 && f.hashes.length > f.head) {
-      firstSeq = f.firstSeq + f.head;
-      let n = 0;
-      while (f.head + n < f.hashes.length && n < this.maxRecords && bytes < this.maxBytes) bytes += f.sizes[f.head + n++];
-      hashes = f.hashes.slice(f.head, f.head + n);
+    if (f.length > 0 && f.firstSeq === head.batchedThroughSeq + 1) {
+      firstSeq = f.firstSeq;
+      for (let leaf = f.at(firstSeq); leaf && hashes.length < this.maxRecords && bytes < this.maxBytes; leaf = f.at(firstSeq + hashes.length)) {
+        hashes.push(leaf.hash);
+        bytes += leaf.size;
+      }
     } else {
-      this.feed = undefined;
+      f.clear();
       for await (const r of j.unbatchedRecords()) {
         if (hashes.length === 0) firstSeq = r.seq;
         hashes.push(leafHash(r.bytes));
@@ -206,17 +199,7 @@ export class Batcher {
     }
     this.m.signLatency.observe((performance.now() - t0) / 1000);
     const res = await j.appendBatch(sign1);
-    if (this.feed && this.feed.firstSeq + this.feed.head === res.firstSeq) {
-      // Taken: drop them from the front (compacting now and then, not per batch).
-      const ff = this.feed;
-      ff.head += res.count;
-      if (ff.head >= 4096 || ff.head === ff.hashes.length) {
-        ff.hashes = ff.hashes.slice(ff.head);
-        ff.sizes = ff.sizes.slice(ff.head);
-        ff.firstSeq += ff.head;
-        ff.head = 0;
-      }
-    }
+    this.feed.dropThrough(res.firstSeq + res.count - 1);
     this.pendingCount = Math.max(0, this.pendingCount - res.count);
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
     if (this.pendingCount > 0) this.oldest = Math.min(this.oldest || this.now(), this.now());
