@@ -8,7 +8,7 @@
 // be wiped; the Buffer read from a file is zeroed.) A PIN file must be a
 // regular file of at most 256 bytes, not readable by group or others (like
 // ssh keys; a systemd credential is 0400), one trailing newline is dropped.
-import { readFile, stat } from 'node:fs/promises';
+import { readSecretFile } from '../fs/secret-file.js';
 import { Pkcs11DriverError } from './errors.js';
 
 export const DEFAULT_PIN_ENV = 'ISCM_PKCS11_PIN';
@@ -44,25 +44,14 @@ function pinError(message: string): Pkcs11DriverError {
 /** Reads the PIN. Throws Pkcs11DriverError('PIN_MISSING') with a message that never contains the PIN. */
 export async function readPin(src: PinSource): Promise<string> {
   if (src.pinFile !== undefined) {
-    const f = src.pinFile;
     let raw: Buffer;
     try {
-      const st = await stat(f);
-      if (!st.isFile()) throw pinError(`pin file ${f} is not a regular file`);
-      if (st.size > MAX_PIN_FILE) throw pinError(`pin file ${f} is larger than ${MAX_PIN_FILE} bytes`);
-      if ((src.checkMode ?? true) && process.platform !== 'win32' && (st.mode & 0o077) !== 0)
-        throw pinError(`pin file ${f} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${f}`);
-      raw = await readFile(f);
+      raw = await readSecretFile(src.pinFile, { what: 'pin file', maxBytes: MAX_PIN_FILE, privateOnly: src.checkMode ?? true });
     } catch (e) {
-      if (e instanceof Pkcs11DriverError) throw e;
-      throw pinError(`cannot read pin file ${f} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw pinError((e as Error).message);
     }
-    let end = raw.length;
-    if (end > 0 && raw[end - 1] === 0x0a) end--;
-    if (end > 0 && raw[end - 1] === 0x0d) end--;
-    const pin = raw.subarray(0, end).toString('utf8');
+    const pin = raw.toString('utf8');
     raw.fill(0);
-    if (pin.length === 0) throw pinError(`pin file ${f} is empty`);
     return pin;
   }
   const name = src.pinEnv ?? DEFAULT_PIN_ENV;

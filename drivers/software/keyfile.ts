@@ -38,6 +38,7 @@ import { promisify } from 'node:util';
 import nacl from 'tweetnacl';
 import { decode, encode } from '../../protocol/cbor.js';
 import { IscmError } from '../../protocol/errors.js';
+import { readSecretFile } from '../fs/secret-file.js';
 import { ALG, algName } from '../../protocol/cose/algorithms.js';
 import { coseKeyFromKeyObject, coseKeyFromMap, coseKeyToMap, sameKey, thumbprint, type CoseKey } from '../../protocol/cose/key.js';
 
@@ -97,23 +98,11 @@ const generateKeyPairAsync = promisify(generateKeyPairCb) as unknown as (type: s
 /** Reads the passphrase from its source. The returned buffer should be zeroed by the caller. */
 export async function readPassphrase(source: PassphraseSource = {}): Promise<Buffer> {
   if (source.passphraseFile !== undefined) {
-    let raw: Buffer;
     try {
-      const st = await stat(source.passphraseFile);
-      if (!st.isFile()) throw kfError(`passphrase file ${source.passphraseFile} is not a regular file`);
-      if (st.size > 4096) throw kfError(`passphrase file ${source.passphraseFile} is larger than 4096 bytes`);
-      raw = await readFile(source.passphraseFile);
+      return await readSecretFile(source.passphraseFile, { what: 'passphrase file', maxBytes: 4096 });
     } catch (e) {
-      if (e instanceof IscmError) throw e;
-      throw kfError(`cannot read passphrase file ${source.passphraseFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw kfError((e as Error).message);
     }
-    let end = raw.length;
-    if (end > 0 && raw[end - 1] === 0x0a) end--;
-    if (end > 0 && raw[end - 1] === 0x0d) end--;
-    const out = Buffer.from(raw.subarray(0, end));
-    raw.fill(0);
-    if (out.length === 0) throw kfError(`passphrase file ${source.passphraseFile} is empty`);
-    return out;
   }
   const name = source.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV;
   const env = source.env ?? process.env;

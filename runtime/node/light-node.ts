@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { GatewayLink, type LinkEvent, type LinkTransport } from '../../firmware-bridge/link.js';
 import type { Signer } from '../../drivers/signer.js';
 import { removeStaleTemps } from '../../drivers/fs/atomic.js';
+import { readSecretFile } from '../../drivers/fs/secret-file.js';
 import { errorMessage } from '../../protocol/errors.js';
 import type { Reading } from '../../protocol/reading.js';
 import type { TrustedKey } from '../../protocol/receipt.js';
@@ -165,7 +166,7 @@ export class LightNode {
         deviceId: c.device.id,
         protocolVersion: c.mqtt.protocol === '3.1.1' ? 4 : 5,
         clientId: c.mqtt.client_id,
-        ...this.mqttSecrets(),
+        ...(await this.mqttSecrets()),
         window: c.mqtt.window,
         resendTimeoutMs: c.mqtt.resend_timeout,
         keepaliveSec: Math.round(c.mqtt.keepalive / 1000),
@@ -218,7 +219,7 @@ export class LightNode {
     return this.pipeline.submit(source, readings);
   }
 
-  private mqttSecrets(): { tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array }; username?: string; password?: Uint8Array } {
+  private async mqttSecrets(): Promise<{ tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array }; username?: string; password?: Uint8Array }> {
     const m = this.config.mqtt;
     const env = this.o.env ?? process.env;
     const read = (p: string | undefined, what: string) => {
@@ -232,10 +233,8 @@ export class LightNode {
     const out: { tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array }; username?: string; password?: Uint8Array } = {};
     if (m.tls) out.tls = { ca: read(m.tls.ca_file, 'tls.ca_file'), cert: read(m.tls.cert_file, 'tls.cert_file'), key: read(m.tls.key_file, 'tls.key_file') };
     if (m.username) out.username = m.username;
-    if (m.password_file) {
-      const raw = Buffer.from(read(m.password_file, 'password_file')!);
-      out.password = new Uint8Array(raw.subarray(0, raw.at(-1) === 0x0a ? raw.length - 1 : raw.length));
-    } else if (m.password_env) {
+    if (m.password_file) out.password = new Uint8Array(await readSecretFile(m.password_file, { what: 'mqtt.password_file', maxBytes: 4096 }));
+    else if (m.password_env) {
       const v = env[m.password_env];
       if (v === undefined) throw new Error(`mqtt.password_env: the environment variable ${m.password_env} is not set`);
       out.password = new TextEncoder().encode(v);
