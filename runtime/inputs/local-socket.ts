@@ -89,7 +89,7 @@ export class LocalInput {
   /** Lines numbered by the node: one random boot per start, seq from 1. */
   private readonly autoBoot = randomInt(1, 0xffffffff);
   private autoSeq = 0;
-  /** Answers waiting for held readings to become durable: `${boot}:${seq}` → resolvers. */
+  /** Answers waiting for held readings to become durable: boot id → (seq, answer) in arrival order. */
   private readonly heldWaiters = new Map<number, { seq: number; done: () => void }[]>();
   private readonly m;
 

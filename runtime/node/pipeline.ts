@@ -68,7 +68,6 @@ interface Unit {
   /** Ack points this unit makes durable: source → boot → seq. */
   acks: Map<string, Map<number, number>>;
   records: number;
-  bytes: number;
   /** The unit's records and the seq of the first (handed to the batcher once durable). */
   recordBytes: Uint8Array[];
   firstSeq: number;
@@ -361,7 +360,7 @@ export class Pipeline {
     }
     const state = encodeNodeState({ builder: this.builder.snapshot({ withHeld: false }), positions: this.positions, writtenMs: time });
     for (const sub of parts.keys()) sub.units++;
-    const unit: Unit = { gen: this.gen, parts, acks, records: records.length, bytes, recordBytes: records, firstSeq, done: Promise.resolve() };
+    const unit: Unit = { gen: this.gen, parts, acks, records: records.length, recordBytes: records, firstSeq, done: Promise.resolve() };
     this.inFlight.push(unit);
     unit.done = this.o.journal.appendUnit(records, state, hashes).then(
       () => this.unitDurable(unit),

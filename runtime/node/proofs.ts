@@ -48,13 +48,10 @@ export async function batchProofs(journal: Journal, b: StoredBatch, deviceKey: C
   const tree = MerkleTree.fromLeafHashes(records.map((r) => leafHash(r)));
   const pick = onlySeq === undefined ? records.map((_, i) => i) : [onlySeq - b.firstSeq];
   return pick.map((index) => ({
-    record: records[index],
-    index,
-  })).map(({ record, index }) => ({
     seq: b.firstSeq + index,
-    eventId: String(decodeRecord(record).event.eventID ?? ''),
+    eventId: String(decodeRecord(records[index]).event.eventID ?? ''),
     batchSeq: b.batchSeq,
-    bundle: encodeEventProof({ record, index, path: tree.inclusionProof(index), batch: b.sign1, receipt, deviceKey }),
+    bundle: encodeEventProof({ record: records[index], index, path: tree.inclusionProof(index), batch: b.sign1, receipt, deviceKey }),
   }));
 }
 

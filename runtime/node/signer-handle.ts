@@ -14,6 +14,7 @@ import { Backoff } from '../../drivers/backoff.js';
 import { writeFileAtomic } from '../../drivers/fs/atomic.js';
 import type { Signer } from '../../drivers/signer.js';
 import { encodeCoseKey } from '../../protocol/cose/key.js';
+import { ALG } from '../../protocol/cose/algorithms.js';
 import { errorMessage, IscmError } from '../../protocol/errors.js';
 import { toHex } from '../../protocol/bytes.js';
 import type { SignerConfig } from '../config/types.js';
@@ -27,8 +28,6 @@ export const DEVICE_KEY_FILE = 'device-key.cose';
  * unlock it). These stop the retries until an operator fixes it and restarts.
  */
 const NO_RETRY = new Set(['PIN_INCORRECT', 'PIN_LOCKED', 'PIN_FINAL_TRY', 'PIN_EXPIRED', 'PIN_NOT_INITIALIZED', 'KEY_MISMATCH']);
-
-const ALG: Record<string, number> = { ES256: -7, EdDSA: -8, PS256: -37, ES256K: -47 };
 
 /** Opens the signer a config names (no retries; SignerHandle retries). */
 export async function openConfiguredSigner(c: SignerConfig, env: NodeJS.ProcessEnv = process.env): Promise<Signer> {
