@@ -14,11 +14,11 @@
 //
 // A `pin` (or pin_value, user_pin, password) field is refused: PINs never sit
 // in config files (ARCHITECTURE §2 inv. 4). Unknown fields are refused too.
-import { ALG } from '../../protocol/cose/algorithms.js';
+import { SIGNING_ALG } from '../../protocol/cose/algorithms.js';
 import { Pkcs11DriverError } from './errors.js';
 import type { Pkcs11SignerOptions } from './signer.js';
 
-const ALGS: Record<string, number> = { ES256: ALG.ES256, EdDSA: ALG.EdDSA, PS256: ALG.PS256, ES256K: ALG.ES256K };
+const ALGS: Record<string, number> = SIGNING_ALG;
 const FIELDS = ['driver', 'module', 'uri', 'token', 'serial', 'slot_id', 'label', 'id', 'pin_file', 'pin_env', 'alg', 'sessions', 'blocking', 'reopen_interval_ms', 'expect_kid', 'allow_final_pin_try'];
 const SECRET_FIELDS = ['pin', 'pin_value', 'user_pin', 'password', 'passphrase', 'so_pin'];
 

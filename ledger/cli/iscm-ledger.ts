@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import { decodeCoseKey, coseKeyToPem, thumbprint, type CoseKey } from '../../protocol/cose/key.js';
-import { ALG } from '../../protocol/cose/algorithms.js';
+import { SIGNING_ALG } from '../../protocol/cose/algorithms.js';
 import { IscmError } from '../../protocol/errors.js';
 import type { TrustedKey } from '../../protocol/receipt.js';
 import { generateKeyFile, readKeyFileInfo } from '../../drivers/software/keyfile.js';
@@ -69,7 +69,7 @@ function parseDate(s: string, flag: string): number {
   return t;
 }
 
-const ALGS: Record<string, number> = { ES256: ALG.ES256, EdDSA: ALG.EdDSA, PS256: ALG.PS256, ES256K: ALG.ES256K };
+const ALGS: Record<string, number> = SIGNING_ALG;
 
 function passphraseFlags(v: { 'passphrase-env'?: string; 'passphrase-file'?: string }, defaultEnv: string) {
   if (v['passphrase-env'] && v['passphrase-file']) throw new UsageError('give --passphrase-env or --passphrase-file, not both');

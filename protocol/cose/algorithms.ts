@@ -55,6 +55,10 @@ export const ALG = {
 } as const;
 export type CoseAlg = (typeof ALG)[keyof typeof ALG];
 
+/** The algorithms batches are signed with (a device's or a ledger's key); the others only verify. */
+export const SIGNING_ALG = { ES256: ALG.ES256, EdDSA: ALG.EdDSA, PS256: ALG.PS256, ES256K: ALG.ES256K } as const;
+export type SigningAlgName = keyof typeof SIGNING_ALG;
+
 /** Curves with ECDSA support (low-S helpers work on all of them). */
 export type EcdsaCurve = 'P-256' | 'P-384' | 'P-521' | 'secp256k1';
 

@@ -4,6 +4,7 @@
 import { DEVICE_ID_RE } from '../../protocol/record.js';
 import { READING_KINDS } from '../../protocol/reading.js';
 import { MAX_BATCH_RECORDS } from '../../protocol/limits.js';
+import { SIGNING_ALG } from '../../protocol/cose/algorithms.js';
 import { canonicalDigitalLink, digitalLinkCheckDigitOk, parseEpcUri } from '../events/epc.js';
 import { BIZ_STEPS, DISPOSITIONS, MEASUREMENT_TYPES } from '../events/vocab.js';
 import type { Field, ObjectSpec, Spec, StringSpec } from './spec.js';
@@ -221,7 +222,7 @@ const signer: ObjectSpec = {
   doc: 'The signing key. Secrets only by reference: *_file (a file holding it) or *_env (an environment variable holding it).',
   fields: {
     driver: { required: true, spec: str('pkcs11 (hardware token, HSM, TPM) or software (passphrase-encrypted key file).', { enum: ['pkcs11', 'software'] }) },
-    alg: { spec: str('Signature algorithm; default: the key type decides.', { enum: ['ES256', 'EdDSA', 'PS256', 'ES256K'] }) },
+    alg: { spec: str('Signature algorithm; default: the key type decides.', { enum: Object.keys(SIGNING_ALG) }) },
     key_file: path('software: the key file (iscm-edge keys create).'),
     passphrase_file: secretFile('software: file holding the key file passphrase.'),
     passphrase_env: envName('software: environment variable holding the passphrase.'),

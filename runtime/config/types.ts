@@ -3,6 +3,7 @@
 // overrides), defaults filled in, durations in ms, sizes in bytes, relative
 // paths resolved against the config file's folder.
 import type { ReadingKind } from '../../protocol/reading.js';
+import type { SigningAlgName } from '../../protocol/cose/algorithms.js';
 
 export interface PortConfig {
   path: string;
@@ -64,7 +65,7 @@ export interface QuantityConfig {
 
 export interface SignerConfig {
   driver: 'pkcs11' | 'software';
-  alg?: 'ES256' | 'EdDSA' | 'PS256' | 'ES256K';
+  alg?: SigningAlgName;
   key_file?: string;
   passphrase_file?: string;
   passphrase_env?: string;

@@ -6,7 +6,7 @@
 // ISCM_KEY_PASSPHRASE) or from files (--pin-file, --passphrase-file); an
 // argument carrying one is refused.
 import { writeFileSync } from 'node:fs';
-import { ALG, algName } from '../../../protocol/cose/algorithms.js';
+import { ALG, algName, SIGNING_ALG } from '../../../protocol/cose/algorithms.js';
 import { coseKeyToPem, encodeCoseKey, type CoseKey } from '../../../protocol/cose/key.js';
 import { toHex } from '../../../protocol/bytes.js';
 import { IscmError } from '../../../protocol/errors.js';
@@ -74,7 +74,8 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>['values'];
 
-const ALGS: Record<string, number> = { ES256: ALG.ES256, EDDSA: ALG.EdDSA, ED25519: ALG.EdDSA, PS256: ALG.PS256, ES256K: ALG.ES256K };
+/** Case-insensitive, and Ed25519 as another name of EdDSA. */
+const ALGS: Record<string, number> = { ...Object.fromEntries(Object.entries(SIGNING_ALG).map(([name, alg]) => [name.toUpperCase(), alg])), ED25519: ALG.EdDSA };
 
 function parseAlg(v: string | undefined): number {
   if (v === undefined) throw new UsageError('--alg is required (ES256, EdDSA, PS256 or ES256K)');
