@@ -52,6 +52,7 @@ export class LedgerMqtt implements Publisher {
       connectTimeout: 10_000,
       keepalive: 30,
       resubscribe: false,
+      writeCache: false, // no mqtt-packet number cache: 65,536 Buffers, ~6 MB of heap
       username: this.o.username,
       password: this.o.password,
       ca: this.o.ca,
