@@ -3,7 +3,8 @@
 // node's and not the bench's (tsx alone adds ~35 MB). Readings come from an
 // in-process source (no serial I/O): groups submitted as the MCU link
 // delivers them. Driven over IPC by the parent; answers one message per
-// command.
+// command. BENCH_HEAPSNAP=FILE writes a V8 heap snapshot after start (what
+// the heap holds before any reading: it found mqtt-packet's number cache).
 import type { Reading } from '../protocol/reading.js';
 import { softwareSignerFromKey } from '../drivers/software/signer.js';
 import { ALG } from '../protocol/cose/algorithms.js';
@@ -165,6 +166,7 @@ process.on('message', async (m: { cmd: string } & Record<string, any>) => {
         node = new LightNode({ config, openSigner: async () => signer, ops: false, log: createLogger({ level: 'error' }) });
         await node.start();
         global.gc?.();
+        if (process.env.BENCH_HEAPSNAP) (await import('node:v8')).writeHeapSnapshot(process.env.BENCH_HEAPSNAP);
         return send({ ok: true, rss_mb: rssMb() });
       }
       case 'closed':
