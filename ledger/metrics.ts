@@ -105,6 +105,7 @@ export class LedgerMetrics {
   readonly dbInUse = new Gauge('iscm_ledger_etcd_db_in_use_bytes', 'etcd database size (largest member), logically in use');
   readonly etcdMembersUp = new Gauge('iscm_ledger_etcd_members_up', 'etcd members that answered the last status call');
   readonly mqttConnected = new Gauge('iscm_ledger_mqtt_connected', '1 while connected to the broker');
+  readonly mqttReconnects = new Counter('iscm_ledger_mqtt_reconnects_total', 'Reconnect attempts scheduled after the broker connection closed or could not be made');
   readonly hotBlocks = new Gauge('iscm_ledger_hot_blocks', 'Blocks whose data is still in etcd (not archived)');
   readonly forkAlarm = new Gauge('iscm_ledger_fork_alarm', '1 once fork evidence was kept (stays until restart; see /v1/evidence)');
 

@@ -8,9 +8,16 @@
 // is not receipted, and the other processes take the resends. Flow control:
 // at most `concurrency` batches are processed at once; beyond that the next
 // message is not acknowledged (and the socket not read) until one finishes.
+//
+// Reconnect: mqtt.js's own loop (one client object, so handleMessage and the
+// flow control above stay in place), but its fixed period is replaced by the
+// project's capped exponential backoff with jitter before each wait: a
+// consortium's ledger processes must not come back to a restarted broker in
+// lock step, nor wait a fixed second forever while it is down.
 import type { MqttClient, IClientOptions } from 'mqtt';
 import { encodeReceiptMsg, type ReceiptMsg } from '../protocol/receipt-msg.js';
 import { topics } from '../protocol/topics.js';
+import { Backoff } from '../drivers/backoff.js';
 import { errorText } from './errors.js';
 import type { Logger } from './logger.js';
 import type { LedgerMetrics } from './metrics.js';
@@ -32,6 +39,8 @@ export interface LedgerMqttOptions {
   concurrency?: number;
   /** Subscribe to batches (false: publish only, e.g. a query-only node). */
   ingest?: boolean;
+  /** Reconnect backoff (default: from 500 ms, doubling, capped at 15 s, ±25 % jitter). */
+  backoff?: { initialMs?: number; maxMs?: number };
 }
 
 export class LedgerMqtt implements Publisher {
@@ -48,7 +57,8 @@ export class LedgerMqtt implements Publisher {
       protocolVersion: v5 ? 5 : 4,
       clientId: this.o.clientId,
       clean: true,
-      reconnectPeriod: 1000,
+      // Replaced before every wait by the backoff (see the 'close' listener); never 0, which would stop mqtt.js reconnecting.
+      reconnectPeriod: this.o.backoff?.initialMs ?? 500,
       connectTimeout: 10_000,
       keepalive: 30,
       resubscribe: false,
@@ -64,6 +74,16 @@ export class LedgerMqtt implements Publisher {
     const { default: mqtt } = await import('mqtt');
     const client = mqtt.connect(this.o.url, opts);
     this.client = client;
+    const backoff = new Backoff({ initialMs: 500, maxMs: 15_000, ...this.o.backoff });
+    // Prepended: mqtt.js's own 'close' listener (registered in its constructor)
+    // schedules the reconnect with options.reconnectPeriod, so the delay must be set first.
+    client.prependListener('close', () => {
+      if (this.#closing) return;
+      const delay = backoff.next();
+      client.options.reconnectPeriod = Math.max(1, delay);
+      this.metrics.mqttReconnects.inc();
+      this.logger.warn('mqtt: connection closed, reconnecting', { in_ms: delay, attempt: backoff.attempts });
+    });
     const concurrency = Math.max(1, this.o.concurrency ?? 16);
     client.handleMessage = (packet, done) => {
       const payload = packet.payload;
@@ -79,6 +99,7 @@ export class LedgerMqtt implements Publisher {
       else this.#waiting.push(() => done());
     };
     client.on('connect', () => {
+      backoff.reset();
       this.metrics.mqttConnected.set(1);
       this.logger.info('mqtt: connected', { url: redactUrl(this.o.url), client_id: this.o.clientId });
       if (this.o.ingest !== false) {
@@ -89,10 +110,7 @@ export class LedgerMqtt implements Publisher {
         });
       }
     });
-    client.on('close', () => {
-      this.metrics.mqttConnected.set(0);
-      if (!this.#closing) this.logger.warn('mqtt: connection closed, reconnecting');
-    });
+    client.on('close', () => this.metrics.mqttConnected.set(0));
     client.on('error', (e) => this.logger.warn('mqtt: error', { error: errorText(e) }));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`cannot connect to MQTT broker ${redactUrl(this.o.url)} within 30 s`)), 30_000);

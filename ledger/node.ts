@@ -125,6 +125,7 @@ export class LedgerNode {
           key: read(cfg.mqtt.tls?.keyFile),
           concurrency: cfg.mqtt.concurrency,
           ingest: cfg.mqtt.ingest,
+          backoff: { maxMs: cfg.mqtt.reconnectMaxMs },
         },
         this.logger,
         this.metrics,

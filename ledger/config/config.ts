@@ -54,6 +54,7 @@ export const LEDGER_SCHEMA: Schema = {
         concurrency: { type: 'int', min: 1, max: 256 },
         max_message_bytes: { type: 'size', min: 1024, max: 16 * 1024 * 1024 },
         ingest: { type: 'bool' },
+        reconnect_max: { type: 'duration', min: 1000, max: 600_000 },
       },
     },
     signer: {
@@ -153,6 +154,8 @@ export interface LedgerConfig {
     tls?: { caFile?: string; certFile?: string; keyFile?: string };
     concurrency: number;
     maxMessageBytes: number;
+    /** Longest wait between reconnect attempts (capped exponential backoff from 0.5 s, with jitter). */
+    reconnectMaxMs: number;
     ingest: boolean;
   };
   signer:
@@ -249,6 +252,7 @@ export function parseConfig(text: string, file: string, _env: NodeJS.ProcessEnv 
       concurrency: (m.concurrency as number | undefined) ?? 16,
       maxMessageBytes: (m.max_message_bytes as number | undefined) ?? 16 * 1024 * 1024,
       ingest: (m.ingest as boolean | undefined) ?? true,
+      reconnectMaxMs: (m.reconnect_max as number | undefined) ?? 15_000,
     };
   }
 

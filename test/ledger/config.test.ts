@@ -60,6 +60,9 @@ test('defaults', () => {
   assert.is(c.mqtt, undefined);
   const m = parseConfig(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883" }\n', '/etc/iscm/ledger.yaml').mqtt!;
   assert.equal([m.protocol, m.shareGroup], [5, 'ledger'], 'MQTT 5 with a shared subscription by default');
+  assert.is(m.reconnectMaxMs, 15_000, 'reconnect backoff capped at 15 s by default');
+  assert.is(parseConfig(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", reconnect_max: 2m }\n', 'l.yaml').mqtt!.reconnectMaxMs, 120_000);
+  assert.match(errors(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", reconnect_max: 100ms }\n').join('\n'), /mqtt\.reconnect_max: must be between 1s and 10m, got "100ms"/);
   assert.is(parseConfig(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: "3.1.1" }\n', 'l.yaml').mqtt!.protocol, 4);
   assert.match(errors(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: "3.1.1", share_group: g }\n').join('\n'), /mqtt\.share_group: shared subscriptions need MQTT 5/);
   assert.match(errors(BASE + 'mqtt: { url: "mqtt://127.0.0.1:1883", protocol: 4 }\n').join('\n'), /mqtt\.protocol/);
