@@ -59,6 +59,9 @@ export class LedgerMqtt implements Publisher {
       clean: true,
       // Replaced before every wait by the backoff (see the 'close' listener); never 0, which would stop mqtt.js reconnecting.
       reconnectPeriod: this.o.backoff?.initialMs ?? 500,
+      // A CONNACK refusal (bad password, server busy) must not end reconnecting
+      // for good: mqtt.js suppresses it by default; the operator fixes the cause, the ledger comes back.
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
       keepalive: 30,
       resubscribe: false,
@@ -111,7 +114,15 @@ export class LedgerMqtt implements Publisher {
       }
     });
     client.on('close', () => this.metrics.mqttConnected.set(0));
-    client.on('error', (e) => this.logger.warn('mqtt: error', { error: errorText(e) }));
+    client.on('error', (e) => {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'number' && /^Connection refused/.test(e.message))
+        this.logger.error(
+          [4, 5, 0x86, 0x87].includes(code) ? "mqtt: the broker refused the login: check mqtt.username and the password against the broker's password file and ACL" : 'mqtt: the broker refused the connection',
+          { reason_code: code, error: errorText(e) },
+        );
+      else this.logger.warn('mqtt: error', { error: errorText(e) });
+    });
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`cannot connect to MQTT broker ${redactUrl(this.o.url)} within 30 s`)), 30_000);
       client.once('connect', () => {

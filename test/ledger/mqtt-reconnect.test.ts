@@ -2,7 +2,9 @@
 // back: while the broker is down the reconnect waits grow by capped
 // exponential backoff with jitter (not mqtt.js's fixed period), each attempt
 // is counted; when it returns the ledger resubscribes and takes batches
-// again, and the backoff starts over.
+// again, and the backoff starts over. A refused login (CONNACK "Not
+// authorized") is retried the same way — mqtt.js would give up for good —
+// so a ledger comes back once the operator fixes the broker's password file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
@@ -74,6 +76,35 @@ if (ok) {
       assert.ok(!lines.some((l) => /password/i.test(l)), 'no password in the log');
     } finally {
       await lm.close();
+      await broker.stop();
+    }
+  });
+
+  test('a refused login is retried with backoff (not given up), logged as a login problem, and connects once the broker knows the password', async () => {
+    const dir = tempDir('iscm-ledger-login-');
+    const auth = (ledgerPassword: string) => ({ ledgerPassword, gateways: {} });
+    let broker: Broker = await startConsortiumBroker({ dir, auth: auth('the-old-one') });
+    const lines: string[] = [];
+    const metrics = new LedgerMetrics();
+    const lm = new LedgerMqtt(
+      { url: broker.url, prefix: 'iscm/v1', group: 'ledger', clientId: 'login-test', username: 'ledger', password: 'Rotated-Secret-42', backoff: { initialMs: 100, maxMs: 300 } },
+      createLogger('info', (l) => lines.push(l)),
+      metrics,
+    );
+    const started = lm.start(async () => undefined);
+    try {
+      await waitUntil(() => metrics.mqttReconnects.get() >= 3, 20_000, 'three attempts after refused logins');
+      assert.is(metrics.mqttConnected.get(), 0);
+      assert.ok(lines.some((l) => l.includes('the broker refused the login') && l.includes('reason_code=135')), lines.join(''));
+      // The operator rotates the broker's password file; the ledger keeps trying and gets in.
+      await broker.stop();
+      broker = await startConsortiumBroker({ dir, port: broker.port, auth: auth('Rotated-Secret-42') });
+      await started;
+      await waitUntil(() => metrics.mqttConnected.get() === 1, 15_000, 'connected with the rotated password');
+      assert.not.ok(lines.some((l) => l.includes('Rotated-Secret-42')), 'no password in the log');
+    } finally {
+      await lm.close();
+      await started.catch(() => undefined);
       await broker.stop();
     }
   });
