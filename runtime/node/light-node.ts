@@ -178,6 +178,7 @@ export class LightNode {
         log: this.log.child({ component: 'sync' }),
         metrics: this.metrics,
         onAlarm: (kind, message) => this.raise(`sync:${kind}`, message),
+        onAlarmClear: (kind) => this.clear(`sync:${kind}`),
         cachedRecords: (first, count) => this.records.range(first, count),
       });
       await this.sync.start();

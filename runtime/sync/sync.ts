@@ -13,6 +13,13 @@
 //   trusted head (receipt-check.ts) before the commit mark; gap → resume from
 //   next_seq; rejected → alarm, keep the data, stop this stream until an
 //   operator acts; a fork → alarm, no commits on the ledger's word.
+// - Refusals by the broker (a CONNACK, PUBACK or SUBACK reason code ≥ 0x80,
+//   MQTT 5 §2.4; 3.1.1 CONNACK codes 1–5) are misconfiguration, not weather:
+//   each raises an alarm naming what to check, is counted, and is cleared by
+//   the next success. A refused batch is retried at the resend timeout, not on
+//   every kick. (Over 3.1.1 a broker drops a publish its ACL denies without a
+//   word, and mosquitto 2.0 grants any subscription and filters at delivery:
+//   then the only symptom is receipts that never come.)
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { encode } from '../../protocol/cbor.js';
 import { encodeBatchMessage } from '../../protocol/batch.js';
@@ -53,8 +60,20 @@ export interface SyncOptions {
   cachedRecords?: (firstSeq: number, count: number) => Uint8Array[] | undefined;
   /** MQTT keepalive, seconds (default 30). */
   keepaliveSec?: number;
-  /** Told when the stream halts (rejected batch, fork): operator action needed. */
+  /** Told when the stream halts (rejected batch, fork) or the broker refuses us: operator action needed. */
   onAlarm?: (kind: string, message: string) => void;
+  /** Told when the cause of an alarm of `kind` is gone (the broker accepted what it refused). */
+  onAlarmClear?: (kind: string) => void;
+}
+
+/** The reason code of a refusal by the broker in an mqtt.js error, or undefined for any other error. */
+export function brokerRefusal(err: unknown, connack = false): { code: number; reason: string } | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'number' || !Number.isInteger(code)) return undefined;
+  // MQTT 5 reason codes ≥ 0x80 are failures (§2.4); 3.1.1 CONNACK return codes 1–5 (§3.2.2.3).
+  if (code < 0x80 && !(connack && code >= 1 && code <= 5)) return undefined;
+  const reason = String((err as Error).message ?? '').replace(/^(Connection refused|Publish error|Subscribe error): /, '') || 'refused';
+  return { code, reason };
 }
 
 interface InFlight {
@@ -107,6 +126,7 @@ export class Sync {
       inflight: r.gauge('iscm_batches_in_flight', 'Batches published and not yet receipted'),
       state: r.gauge('iscm_mqtt_connected', '1 while connected to the broker'),
       reconnects: r.counter('iscm_mqtt_reconnects_total', 'Reconnect attempts'),
+      refused: r.counter('iscm_mqtt_refused_total', 'Connections, publishes and subscriptions the broker refused, by what and reason code (see /status alarms)'),
       alarm: r.gauge('iscm_sync_alarm', '1 when the stream is halted (ledger rejected a batch, or the ledger forked): operator action needed'),
       head: r.gauge('iscm_trusted_tree_size', 'Tree size of the ledger head the device verified'),
       rtt: r.histogram('iscm_receipt_seconds', 'First publish of a batch to its verified receipt', [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300]),
@@ -158,12 +178,20 @@ export class Sync {
       this.backoff.reset();
       this.m.state.set(1);
       o.log.info('mqtt connected', { url: o.url, session_present: ack.sessionPresent });
-      client.subscribe(topics.receipt(o.prefix, o.deviceId), { qos: 1 }, (err) => {
-        if (err) o.log.warn('receipt subscription failed', { error: err });
+      this.cleared('broker_refused_connection');
+      const receiptTopic = topics.receipt(o.prefix, o.deviceId);
+      client.subscribe(receiptTopic, { qos: 1 }, (err) => {
+        const r = brokerRefusal(err);
+        if (r) this.refused('subscription', `the broker refused the subscription to ${receiptTopic}: ${r.reason} (reason code ${r.code}); no receipt can arrive, so nothing is committed or freed: its ACL must let this gateway's user read the topic`, r.code);
+        else if (err) o.log.warn('receipt subscription failed', { error: err });
+        else this.cleared('broker_refused_subscription');
       });
       const online = new Map<number, unknown>([[1, 'online'], [2, o.status?.version ?? '']]);
       if (o.status?.firmware) online.set(3, o.status.firmware);
-      client.publish(statusTopic, Buffer.from(encode(online)), { qos: 1, retain: true });
+      client.publish(statusTopic, Buffer.from(encode(online)), { qos: 1, retain: true }, (err) => {
+        const r = brokerRefusal(err);
+        if (r) this.refused('status', `the broker refused the retained status on ${statusTopic}: ${r.reason} (reason code ${r.code}): its ACL must let this gateway's user write the topic`, r.code);
+      });
       // Everything in flight is re-sent after a reconnect.
       for (const f of this.inflight.values()) f.sentAt = 0;
       this.kick();
@@ -172,7 +200,16 @@ export class Sync {
       this.m.bytesIn.inc(undefined, payload.length);
       void this.onReceipt(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
     });
-    client.on('error', (err) => o.log.warn('mqtt error', { error: err, url: o.url }));
+    client.on('error', (err) => {
+      const r = brokerRefusal(err, true);
+      if (!r) return o.log.warn('mqtt error', { error: err, url: o.url });
+      const login = [4, 5, 0x86, 0x87, 0x8c].includes(r.code);
+      this.refused(
+        'connection',
+        `the broker refused the connection: ${r.reason} (reason code ${r.code})${login ? ': check mqtt.username and the password (mqtt.password_file or mqtt.password_env) against the broker\'s password file and ACL' : ''}; retrying with backoff, readings are kept`,
+        r.code,
+      );
+    });
     client.on('close', () => {
       if (this.client !== client) return;
       this.m.state.set(0);
@@ -261,11 +298,16 @@ export class Sync {
     if (f.request) this.m.requests.inc();
     else if (resend) this.m.resent.inc();
     this.m.bytes.inc(undefined, msg.length);
-    client.publish(topics.batch(this.o.prefix, this.o.deviceId), Buffer.from(msg.buffer, msg.byteOffset, msg.length), { qos: 1 }, (err) => {
-      if (err) {
+    const topic = topics.batch(this.o.prefix, this.o.deviceId);
+    client.publish(topic, Buffer.from(msg.buffer, msg.byteOffset, msg.length), { qos: 1 }, (err) => {
+      const r = brokerRefusal(err);
+      // Refused: sentAt stays, so it is tried again at the resend timeout (a
+      // broker's answer will not change on the next kick).
+      if (r) this.refused('publish', `the broker refused batch ${f.batch.batchSeq} on ${topic}: ${r.reason} (reason code ${r.code}); the batch is kept and retried: the broker's ACL must let this gateway's user write the topic`, r.code);
+      else if (err) {
         f.sentAt = 0; // re-send after reconnect
         this.o.log.warn('batch publish failed', { batch_seq: f.batch.batchSeq, error: err });
-      }
+      } else this.cleared('broker_refused_publish');
     });
   }
 
@@ -381,6 +423,23 @@ export class Sync {
         }
         this.kick();
     }
+  }
+
+  /** A refusal by the broker: counted, logged once per change, an alarm until the next success. */
+  private readonly refusals = new Map<string, string>();
+  private refused(what: 'connection' | 'publish' | 'subscription' | 'status', message: string, code: number): void {
+    this.m.refused.inc({ what, code: String(code) });
+    const kind = `broker_refused_${what === 'status' ? 'publish' : what}`;
+    // The same refusal again (every retry) is counted, not logged again.
+    if (this.refusals.get(kind) !== message.replace(/batch \d+/, 'batch N')) this.o.log.error(`the broker refused the ${what}`, { reason_code: code, detail: message });
+    this.refusals.set(kind, message.replace(/batch \d+/, 'batch N'));
+    this.o.onAlarm?.(kind, message);
+  }
+
+  private cleared(kind: string): void {
+    if (!this.refusals.delete(kind)) return;
+    this.o.log.info('the broker accepts again what it refused', { kind });
+    this.o.onAlarmClear?.(kind);
   }
 
   private halt(why: string): void {

@@ -59,6 +59,8 @@ export interface LedgerConfigOptions {
   sequencer?: boolean;
   maxPendingPerDevice?: number;
   concurrency?: number;
+  /** The broker login (the password from a file, as in production). */
+  mqttLogin?: { username: string; passwordFile: string };
 }
 
 export function writeLedgerConfig(dir: string, keys: Keys, o: LedgerConfigOptions): string {
@@ -72,6 +74,7 @@ export function writeLedgerConfig(dir: string, keys: Keys, o: LedgerConfigOption
     `  max_request_bytes: ${o.maxRequestBytes ?? 4 * 1024 * 1024}`,
     `  max_txn_ops: ${o.maxTxnOps ?? 1024}`,
     ...(o.mqttUrl ? ['mqtt:', `  url: ${o.mqttUrl}`, `  concurrency: ${o.concurrency ?? 16}`] : []),
+    ...(o.mqttUrl && o.mqttLogin ? [`  username: ${o.mqttLogin.username}`, `  password_file: ${o.mqttLogin.passwordFile}`] : []),
     'signer:',
     '  kind: software',
     `  key_file: ${keys.nodeKeyFile}`,

@@ -10,7 +10,7 @@ import { decodeCoseKey, type CoseKey } from '../../protocol/cose/key.js';
 import { decodeRecord, type Record as Rec } from '../../protocol/record.js';
 import { EtcdCluster } from '../helpers/etcd.js';
 import { simSensorsConfigYaml } from '../../firmware-bridge/sensors.js';
-import { startConsortiumBroker, startGatewayBridge, type Broker } from '../helpers/mosquitto.js';
+import { startConsortiumBroker, startGatewayBridge, type Broker, type BrokerAuth } from '../helpers/mosquitto.js';
 import { createSoftHsm, type SoftHsm } from '../helpers/softhsm.js';
 import { freePort, start, tempDir, waitUntil, type Proc } from '../helpers/proc.js';
 import { enroll, makeKeys, openTestStore, root, startLedger, writeLedgerConfig, type Keys, type LedgerProc } from '../ledger/_env.js';
@@ -42,11 +42,21 @@ export interface Consortium {
   stop(): Promise<void>;
 }
 
-/** The consortium: mosquitto, and a ledger on a 3-member etcd cluster (or, with etcd: false, on its in-memory store). */
-export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blockInterval?: string; ledgerNodeArgs?: string[] } = {}): Promise<Consortium> {
+/**
+ * The consortium: mosquitto, and a ledger on a 3-member etcd cluster (or,
+ * with etcd: false, on its in-memory store). With `auth` the broker runs its
+ * production auth block (password file, the shipped ACL rendered for the
+ * gateways) and the ledgers log in as "ledger" with a password file.
+ */
+export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blockInterval?: string; ledgerNodeArgs?: string[]; auth?: BrokerAuth } = {}): Promise<Consortium> {
   const dir = tempDir('iscm-consortium-');
   const keys = await makeKeys(join(dir));
-  const consortium = await startConsortiumBroker({ dir: join(dir, 'mosq') });
+  const consortium = await startConsortiumBroker({ dir: join(dir, 'mosq'), auth: o.auth });
+  let mqttLogin: { username: string; passwordFile: string } | undefined;
+  if (o.auth) {
+    mqttLogin = { username: 'ledger', passwordFile: join(dir, 'ledger-mqtt.pass') };
+    writeFileSync(mqttLogin.passwordFile, o.auth.ledgerPassword + '\n', { mode: 0o600 });
+  }
   let etcd: EtcdCluster | undefined;
   let endpoints: string[] | undefined;
   if (o.etcd !== false) {
@@ -58,7 +68,7 @@ export async function startConsortium(o: { etcd?: boolean; ledgers?: number; blo
   for (let i = 0; i < (o.ledgers ?? 1); i++) {
     const apiPort = await freePort();
     apiPorts.push(apiPort);
-    const cfg = writeLedgerConfig(dir, keys, { nodeId: `l${i + 1}`, endpoints, mqttUrl: consortium.url, blockInterval: o.blockInterval ?? '300ms', apiPort });
+    const cfg = writeLedgerConfig(dir, keys, { nodeId: `l${i + 1}`, endpoints, mqttUrl: consortium.url, blockInterval: o.blockInterval ?? '300ms', apiPort, mqttLogin });
     ledgers.push(await startLedger(cfg, `l${i + 1}`, { nodeArgs: o.ledgerNodeArgs }));
   }
   const store = endpoints ? openTestStore(endpoints, '/iscm/test/', keys) : undefined;

@@ -12,7 +12,7 @@ import { softwareSignerFromKey } from '../../drivers/software/signer.js';
 import { slowSigner } from '../../drivers/slow-signer.js';
 import { FileJournal } from '../../runtime/journal/index.js';
 import { Batcher } from '../../runtime/batcher/batcher.js';
-import { Sync } from '../../runtime/sync/sync.js';
+import { Sync, brokerRefusal } from '../../runtime/sync/sync.js';
 import { TrustedHeadStore } from '../../runtime/sync/receipt-check.js';
 import { memoryLogger } from '../../runtime/ops/log.js';
 import { Registry as Metrics } from '../../runtime/ops/metrics.js';
@@ -27,6 +27,21 @@ import { makeKeys, writeLedgerConfig, PASS, type Keys } from '../ledger/_env.js'
 import { sampleEvent } from '../helpers/fixtures.js';
 
 const SUITE = 'light node sync against mosquitto and the ledger';
+
+// Pure: which mqtt.js errors are the broker saying no (MQTT 5 §2.4 reason
+// codes ≥ 0x80; 3.1.1 CONNACK return codes 1–5 only for a CONNACK).
+test('brokerRefusal: reason codes ≥ 0x80, 3.1.1 CONNACK codes 1–5, nothing else', () => {
+  const e = (message: string, code?: unknown) => Object.assign(new Error(message), code === undefined ? {} : { code });
+  assert.equal(brokerRefusal(e('Publish error: Not authorized', 135)), { code: 135, reason: 'Not authorized' });
+  assert.equal(brokerRefusal(e('Connection refused: Not authorized', 5), true), { code: 5, reason: 'Not authorized' });
+  assert.equal(brokerRefusal(e('Subscribe error: Topic Filter invalid', 0x8f)), { code: 0x8f, reason: 'Topic Filter invalid' });
+  assert.is(brokerRefusal(e('Connection refused: Not authorized', 5)), undefined, 'code 5 is a refusal only in a CONNACK');
+  assert.is(brokerRefusal(e('connect ECONNREFUSED 127.0.0.1:1', 'ECONNREFUSED')), undefined, 'a socket error is not the broker refusing');
+  assert.is(brokerRefusal(e('Publish error: No matching subscribers', 16)), undefined, '0x10 is a success code');
+  assert.is(brokerRefusal(e('client disconnecting')), undefined);
+  assert.is(brokerRefusal(null), undefined);
+  assert.is(brokerRefusal(undefined), undefined);
+});
 const have = mosquittoAvailable(SUITE);
 
 let broker: Broker;
