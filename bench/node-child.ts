@@ -5,6 +5,10 @@
 // delivers them. Driven over IPC by the parent; answers one message per
 // command. BENCH_HEAPSNAP=FILE writes a V8 heap snapshot after start (what
 // the heap holds before any reading: it found mqtt-packet's number cache).
+// BENCH_ALLOCPROF=FILE samples every allocation during the first offered-load
+// run, garbage included (V8's sampling heap profiler with the objects later
+// collected kept), and writes a .heapprofile (Chrome DevTools): where the
+// young generation's churn comes from.
 import type { Reading } from '../protocol/reading.js';
 import { softwareSignerFromKey } from '../drivers/software/signer.js';
 import { ALG } from '../protocol/cose/algorithms.js';
@@ -156,6 +160,23 @@ async function waitCommitted(timeoutMs: number): Promise<{ seconds: number; even
 }
 
 let probe: ReceiptProbe | undefined;
+let allocProfiled = false;
+
+/** Starts allocation sampling (collected objects included); the returned function writes the profile. */
+async function startAllocProfile(): Promise<(file: string) => Promise<void>> {
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const s = new Session();
+  s.connect();
+  const post = (method: string, params?: object) => new Promise<any>((res, rej) => s.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return async (file) => {
+    const { profile } = await post('HeapProfiler.stopSampling');
+    writeFileSync(file, JSON.stringify(profile));
+    s.disconnect();
+  };
+}
 process.on('message', async (m: { cmd: string } & Record<string, any>) => {
   try {
     switch (m.cmd) {
@@ -174,7 +195,10 @@ process.on('message', async (m: { cmd: string } & Record<string, any>) => {
         return send({ ok: true, ...(await closed({ ms: m.seconds * 1000, group: m.group, inflight: m.inflight, probe })) });
       case 'open': {
         probe = new ReceiptProbe();
+        const prof = process.env.BENCH_ALLOCPROF && !allocProfiled ? await startAllocProfile() : undefined;
+        allocProfiled = true;
         const r = await open({ rate: m.rate, seconds: m.seconds, group: m.group, probe });
+        await prof?.(process.env.BENCH_ALLOCPROF!);
         await waitCommitted(60_000);
         probe.poll();
         probe.stop();

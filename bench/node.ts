@@ -53,7 +53,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node18',
-  minify: !process.env.BENCH_PROF, // names in the profile
+  minify: !process.env.BENCH_PROF && !process.env.BENCH_ALLOCPROF, // names in the profile
   external: NATIVE_EXTERNALS,
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   define: { __ISCM_VERSION__: '"bench"', __ISCM_BUILD_DATE__: JSON.stringify(new Date().toISOString().slice(0, 10)) },

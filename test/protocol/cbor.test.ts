@@ -37,6 +37,19 @@ test('map keys sort by encoded bytes (RFC 8949 §4.2.1): short keys first, ints 
   assert.is(enc({ zz: 1, a: 2, ab: 3 }), 'a361610262616203627a7a01');
 });
 
+test('integer-keyed Maps: ascending insertion is written as is, any other order is sorted, the same bytes either way', () => {
+  const asc = new Map<number, unknown>([[1, 'a'], [2, 'b'], [24, 'c'], [256, 'd']]);
+  const shuffled = new Map<number, unknown>([[256, 'd'], [2, 'b'], [24, 'c'], [1, 'a']]);
+  assert.is(enc(asc), 'a4016161026162181861631901006164');
+  assert.is(enc(shuffled), enc(asc));
+  // Past the small-map insertion sort (17+ entries) the general sort takes over; still ascending.
+  const many = new Map<number, unknown>(Array.from({ length: 40 }, (_, i) => [39 - i, i] as [number, unknown]));
+  const back = decode(encode(many)) as Map<number, unknown>;
+  assert.equal([...back.keys()], Array.from({ length: 40 }, (_, i) => i));
+  // Negative or fractional keys leave the fast path and sort by encoded bytes.
+  assert.is(enc(new Map<unknown, unknown>([[1, 0], [-1, 0], [0, 0]])), 'a3000001002000');
+});
+
 test('duplicate keys are refused on encode and decode', () => {
   assert.throws(() => decode(fromHex('a201020103')), (e: unknown) => e instanceof CborError && /duplicate/.test((e as Error).message));
   assert.throws(() => decode(fromHex('a201020103'), { canonical: false }), (e: unknown) => e instanceof CborError && /duplicate/.test((e as Error).message));
