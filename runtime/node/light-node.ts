@@ -167,6 +167,7 @@ export class LightNode {
         protocolVersion: c.mqtt.protocol === '3.1.1' ? 4 : 5,
         clientId: c.mqtt.client_id,
         ...(await this.mqttSecrets()),
+        ...(c.mqtt.password_file ? { rereadPassword: async () => new Uint8Array(await readSecretFile(c.mqtt.password_file!, { what: 'mqtt.password_file', maxBytes: 4096 })) } : {}),
         window: c.mqtt.window,
         resendTimeoutMs: c.mqtt.resend_timeout,
         keepaliveSec: Math.round(c.mqtt.keepalive / 1000),

@@ -41,6 +41,12 @@ export interface SyncOptions {
   tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array; rejectUnauthorized?: boolean };
   username?: string;
   password?: Uint8Array;
+  /**
+   * Reads the password again (its file): called before the next attempt after
+   * the broker refused the login, so a rotated password takes effect without
+   * a restart.
+   */
+  rereadPassword?: () => Promise<Uint8Array>;
   /** Unreceipted batches in flight. */
   window?: number;
   /** Re-send a batch not receipted within this. */
@@ -134,11 +140,15 @@ export class Sync {
   }
 
   private mqtt: typeof import('mqtt').default | undefined;
+  private password: Uint8Array | undefined;
+  /** The broker refused the login: read the password again before the next attempt. */
+  private loginRefused = false;
 
   /** Connects and starts streaming. Errors of the link are reported, never thrown later. */
   async start(): Promise<void> {
     // mqtt.js is loaded here, not at import, so CLI commands that never sync start faster.
     this.mqtt ??= (await import('mqtt')).default;
+    this.password ??= this.o.password;
     this.stopped = false;
     const u = this.o.journal.stats();
     this.cursor = Math.max(u.committedThroughBatch + 1, u.firstBatchSeq, 1);
@@ -169,7 +179,7 @@ export class Sync {
       ...(v5 ? { properties: { sessionExpiryInterval: o.sessionExpirySec ?? 7 * 24 * 3600 } } : {}),
       ...(o.tls ? { ca: o.tls.ca && Buffer.from(o.tls.ca), cert: o.tls.cert && Buffer.from(o.tls.cert), key: o.tls.key && Buffer.from(o.tls.key), rejectUnauthorized: o.tls.rejectUnauthorized ?? true } : {}),
       ...(o.username ? { username: o.username } : {}),
-      ...(o.password ? { password: Buffer.from(o.password) } : {}),
+      ...(this.password ? { password: Buffer.from(this.password) } : {}),
     };
     const client = this.mqtt!.connect(o.url, opts);
     this.client = client;
@@ -204,6 +214,7 @@ export class Sync {
       const r = brokerRefusal(err, true);
       if (!r) return o.log.warn('mqtt error', { error: err, url: o.url });
       const login = [4, 5, 0x86, 0x87, 0x8c].includes(r.code);
+      if (login) this.loginRefused = true;
       this.refused(
         'connection',
         `the broker refused the connection: ${r.reason} (reason code ${r.code})${login ? ': check mqtt.username and the password (mqtt.password_file or mqtt.password_env) against the broker\'s password file and ACL' : ''}; retrying with backoff, readings are kept`,
@@ -221,8 +232,20 @@ export class Sync {
       const delay = this.backoff.next();
       this.m.reconnects.inc();
       o.log.info('mqtt disconnected; reconnecting', { in_ms: delay, attempt: this.backoff.attempts });
-      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      this.reconnectTimer = setTimeout(() => void this.reconnect(), delay);
     });
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.loginRefused && this.o.rereadPassword) {
+      this.loginRefused = false;
+      try {
+        this.password = await this.o.rereadPassword();
+      } catch (e) {
+        this.o.log.warn('could not read the MQTT password again; trying the one read before', { error: e });
+      }
+    }
+    if (!this.stopped && !this.client) this.connect();
   }
 
   /** Batches just made durable, in order, handed over by the batcher (bounded). */

@@ -8,7 +8,9 @@
 // - a gateway's mosquitto bridges up with the gateway's login (the template's
 //   remote_username) and the node behind it is committed the same way;
 // - a wrong password: no connection, an alarm in /status that names what to
-//   check, counted refusals, backoff, readings still journaled;
+//   check, counted refusals, backoff, readings still journaled; the right
+//   password written to the file is read at the next attempt (no restart),
+//   the alarm clears and the backlog is committed;
 // - a user whose ACL does not cover the device: the broker refuses its batches
 //   (PUBACK "Not authorized"), the node says so in an alarm, keeps the data and
 //   retries at the resend timeout — not in a loop — and nothing reaches the ledger.
@@ -57,8 +59,8 @@ async function node(deviceId: string, o: { url?: string; login?: { username: str
   const metricsPort = await freePort();
   const sock = join(ndir, 'in.sock');
   const mqtt: Record<string, string | number> = { resend_timeout: '2s', keepalive: '5s', reconnect_max: '2s' };
+  const pf = join(ndir, 'mqtt.pass');
   if (o.login) {
-    const pf = join(ndir, 'mqtt.pass');
     writeFileSync(pf, o.login.password + '\n', { mode: 0o600 });
     mqtt.username = o.login.username;
     mqtt.password_file = pf;
@@ -87,7 +89,7 @@ async function node(deviceId: string, o: { url?: string; login?: { username: str
     noSecrets(`${where}: /status`, JSON.stringify(await status(metricsPort)));
     noSecrets(`${where}: /metrics`, await metricsText(metricsPort));
   };
-  return { proc, metricsPort, send, everything };
+  return { proc, metricsPort, send, everything, passwordFile: pf };
 }
 
 const allCommitted = async (port: number, n: number) => {
@@ -132,7 +134,7 @@ if (ok) {
     await n.everything('behind a bridge');
   });
 
-  test('a wrong password: no connection, an alarm naming what to check, refusals counted, backoff; readings kept', async () => {
+  test('a wrong password: no connection, an alarm naming what to check, refusals counted, backoff; readings kept; the corrected file is read again without a restart', async () => {
     const n = await node('auth-wrong-pw', { login: { username: 'gw-alpha', password: 'wrong-Secret-000000' } });
     await n.send(15);
     await waitUntil(async () => metric(await metricsText(n.metricsPort), 'iscm_mqtt_refused_total', 'what="connection"') >= 2, 30_000, 'two refused logins');
@@ -149,6 +151,16 @@ if (ok) {
     assert.is(n.proc.output().match(/"msg":"the broker refused the connection"/g)?.length, 1, "one log line for a repeated refusal");
     await n.everything('a wrong password');
     assert.is(await c.ledgerLastSeq('auth-wrong-pw'), 0, 'nothing reached the ledger');
+
+    // The operator puts the right password in the file: the next attempt reads it again — no restart.
+    writeFileSync(n.passwordFile, AUTH.gateways['gw-alpha'].password + '\n', { mode: 0o600 });
+    await waitUntil(async () => (await status(n.metricsPort)).sync.state === 'online', 20_000, 'online with the corrected password file');
+    await waitUntil(() => allCommitted(n.metricsPort, 15), 60_000, 'the readings kept meanwhile are committed');
+    const after = await status(n.metricsPort);
+    assert.equal(after.alarms, [], 'the alarm cleared');
+    assert.is(await c.ledgerLastSeq('auth-wrong-pw'), after.journal.last_seq);
+    assert.match(n.proc.output(), /the broker accepts again what it refused/);
+    await n.everything('after the password was corrected');
   });
 
   test("a user whose ACL does not cover the device: batches refused (PUBACK Not authorized), an alarm, the data kept, retried at the resend timeout and not in a loop", async () => {
