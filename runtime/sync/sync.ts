@@ -19,7 +19,9 @@
 //   the next success. A refused batch is retried at the resend timeout, not on
 //   every kick. (Over 3.1.1 a broker drops a publish its ACL denies without a
 //   word, and mosquitto 2.0 grants any subscription and filters at delivery:
-//   then the only symptom is receipts that never come.)
+//   then the only symptom is receipts that never come — so that is an alarm
+//   too: online, batches in flight, and no receipt message of any kind for
+//   three resend timeouts.)
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { encode } from '../../protocol/cbor.js';
 import { encodeBatchMessage } from '../../protocol/batch.js';
@@ -115,6 +117,9 @@ export class Sync {
   halted: string | undefined;
   state: SyncState = 'stopped';
   lastReceiptAt = 0;
+  /** When the stream last showed it works (connected, any receipt message, nothing awaited). */
+  private lastProgressAt = 0;
+  private noReceiptsAlarm = false;
   private readonly m;
 
   constructor(private readonly o: SyncOptions) {
@@ -186,6 +191,7 @@ export class Sync {
     client.on('connect', (ack) => {
       this.state = 'online';
       this.backoff.reset();
+      this.lastProgressAt = Date.now();
       this.m.state.set(1);
       o.log.info('mqtt connected', { url: o.url, session_present: ack.sessionPresent });
       this.cleared('broker_refused_connection');
@@ -337,6 +343,18 @@ export class Sync {
   private checkTimeouts(): void {
     const timeout = this.o.resendTimeoutMs ?? 30_000;
     const now = Date.now();
+    if (this.inflight.size === 0 || this.state !== 'online') this.lastProgressAt = now;
+    else if (!this.noReceiptsAlarm && !this.halted && now - this.lastProgressAt > 3 * timeout) {
+      // Receipts normally come within a second; none for this long while
+      // connected is a path that swallows them or the batches: an ACL that
+      // drops silently (MQTT 3.1.1 publishes, mosquitto subscriptions), a
+      // bridge without the receipt topic, or no ledger behind the broker.
+      this.noReceiptsAlarm = true;
+      const rt = topics.receipt(this.o.prefix, this.o.deviceId);
+      const message = `connected, ${this.inflight.size} batches published and no receipt for ${Math.round((now - this.lastProgressAt) / 1000)} s: check that the broker's ACL lets this gateway's user write ${topics.batch(this.o.prefix, this.o.deviceId)} and read ${rt}, that a bridge carries both, and that the ledger runs; the data is kept`;
+      this.o.log.error('no receipts', { in_flight: this.inflight.size, detail: message });
+      this.o.onAlarm?.('no_receipts', message);
+    }
     let any = false;
     for (const f of this.inflight.values())
       if (f.sentAt !== 0 && now - f.sentAt > timeout) {
@@ -349,6 +367,12 @@ export class Sync {
 
   private async onReceipt(payload: Uint8Array): Promise<void> {
     const log = this.o.log;
+    this.lastProgressAt = Date.now();
+    if (this.noReceiptsAlarm) {
+      this.noReceiptsAlarm = false;
+      log.info('receipts arrive again');
+      this.o.onAlarmClear?.('no_receipts');
+    }
     let msg;
     try {
       msg = decodeReceiptMsg(payload);

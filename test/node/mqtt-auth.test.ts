@@ -14,6 +14,10 @@
 // - a user whose ACL does not cover the device: the broker refuses its batches
 //   (PUBACK "Not authorized"), the node says so in an alarm, keeps the data and
 //   retries at the resend timeout — not in a loop — and nothing reaches the ledger.
+// - the same over MQTT 3.1.1, where mosquitto drops the denied publishes
+//   without a word: the node raises "no receipts" (connected, batches in
+//   flight, nothing back for three resend timeouts); once the broker's ACL is
+//   fixed and reloaded (SIGHUP), the backlog is committed and the alarm clears.
 // No password ever shows in a log line, /status or /metrics.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -23,7 +27,7 @@ import { join } from 'node:path';
 import { ALG } from '../../protocol/cose/algorithms.js';
 import { generateKeyFile } from '../../drivers/software/keyfile.js';
 import type { BrokerAuth, Broker } from '../helpers/mosquitto.js';
-import { mosquittoAvailable } from '../helpers/mosquitto.js';
+import { mosquittoAvailable, renderConsortiumAcl } from '../helpers/mosquitto.js';
 import type { Proc } from '../helpers/proc.js';
 import { freePort, metric, metricsText, startConsortium, startGatewayBridge, startNode, status, tempDir, waitUntil, writeNodeConfig, type Consortium } from './_env.js';
 
@@ -34,7 +38,7 @@ const PASS = 'auth test key passphrase';
 const AUTH: BrokerAuth = {
   ledgerPassword: 'ledger-Secret-7f3a9c',
   gateways: {
-    'gw-alpha': { password: 'alpha-Secret-1b8e2d', devices: ['auth-direct', 'auth-wrong-pw', 'auth-alpha-2'] },
+    'gw-alpha': { password: 'alpha-Secret-1b8e2d', devices: ['auth-direct', 'auth-wrong-pw', 'auth-alpha-2', 'auth-alpha-3'] },
     'gw-bravo': { password: 'bravo-Secret-5c4f60', devices: ['auth-bridged'] },
   },
 };
@@ -50,7 +54,7 @@ function noSecrets(where: string, text: string): void {
 }
 
 /** A node for `deviceId`, logging in as `login` (or anonymous to `url`), with a local input socket. */
-async function node(deviceId: string, o: { url?: string; login?: { username: string; password: string } }) {
+async function node(deviceId: string, o: { url?: string; login?: { username: string; password: string }; protocol?: '3.1.1' }) {
   const ndir = join(dir, `${deviceId}-${await freePort()}`);
   mkdirSync(ndir, { recursive: true });
   const keyFile = join(ndir, 'device.key');
@@ -58,7 +62,7 @@ async function node(deviceId: string, o: { url?: string; login?: { username: str
   await c.enroll(deviceId, info.publicKey);
   const metricsPort = await freePort();
   const sock = join(ndir, 'in.sock');
-  const mqtt: Record<string, string | number> = { resend_timeout: '2s', keepalive: '5s', reconnect_max: '2s' };
+  const mqtt: Record<string, string | number> = { resend_timeout: '2s', keepalive: '5s', reconnect_max: '2s', ...(o.protocol ? { protocol: `"${o.protocol}"` } : {}) };
   const pf = join(ndir, 'mqtt.pass');
   if (o.login) {
     writeFileSync(pf, o.login.password + '\n', { mode: 0o600 });
@@ -185,6 +189,28 @@ if (ok) {
     assert.ok(s.journal.last_seq >= 25 && s.journal.committed_through_seq === 0, 'kept, nothing committed');
     assert.is(await c.ledgerLastSeq('auth-alpha-2'), 0, 'nothing reached the ledger');
     await n.everything('an ACL refusal');
+  });
+
+  test('MQTT 3.1.1, where the broker drops ACL-denied publishes silently: a "no receipts" alarm; the ACL fixed and reloaded, the backlog is committed and the alarm clears', async () => {
+    const n = await node('auth-alpha-3', { login: { username: 'gw-bravo', password: AUTH.gateways['gw-bravo'].password }, protocol: '3.1.1' });
+    await waitUntil(async () => (await status(n.metricsPort)).sync.state === 'online', 20_000, 'online over 3.1.1');
+    await n.send(20);
+    await waitUntil(async () => (await status(n.metricsPort)).alarms.some((a: { key: string }) => a.key === 'sync:no_receipts'), 30_000, 'the no-receipts alarm');
+    const s = await status(n.metricsPort);
+    const alarm = s.alarms.find((a: { key: string }) => a.key === 'sync:no_receipts');
+    assert.match(alarm.message, /connected, \d+ batches published and no receipt for \d+ s: check that the broker's ACL lets this gateway's user write iscm\/v1\/dev\/auth-alpha-3\/batch and read iscm\/v1\/dev\/auth-alpha-3\/receipt/);
+    assert.not.ok(s.alarms.some((a: { key: string }) => a.key === 'sync:broker_refused_publish'), '3.1.1 has no PUBACK reason codes: nothing was refused out loud');
+    assert.is(s.journal.committed_through_seq, 0);
+    assert.is(await c.ledgerLastSeq('auth-alpha-3'), 0);
+
+    // The operator adds the device to gw-bravo's ACL and reloads mosquitto.
+    const gateways = { ...AUTH.gateways, 'gw-bravo': { ...AUTH.gateways['gw-bravo'], devices: [...AUTH.gateways['gw-bravo'].devices, 'auth-alpha-3'] } };
+    writeFileSync(join(c.consortium.dir, 'iscm.acl'), renderConsortiumAcl(gateways));
+    process.kill(c.consortium.proc.pid, 'SIGHUP');
+    await waitUntil(() => allCommitted(n.metricsPort, 20), 60_000, 'the backlog committed after the ACL reload');
+    assert.equal((await status(n.metricsPort)).alarms, [], 'the alarm cleared');
+    assert.match(n.proc.output(), /receipts arrive again/);
+    await n.everything('no receipts');
   });
 }
 
