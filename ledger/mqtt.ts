@@ -17,6 +17,7 @@
 import type { MqttClient, IClientOptions } from 'mqtt';
 import { encodeReceiptMsg, type ReceiptMsg } from '../protocol/receipt-msg.js';
 import { topics } from '../protocol/topics.js';
+import { brokerRefusal, isLoginRefusal } from '../protocol/mqtt-refusal.js';
 import { Backoff } from '../drivers/backoff.js';
 import { errorText } from './errors.js';
 import type { Logger } from './logger.js';
@@ -115,11 +116,11 @@ export class LedgerMqtt implements Publisher {
     });
     client.on('close', () => this.metrics.mqttConnected.set(0));
     client.on('error', (e) => {
-      const code = (e as { code?: unknown }).code;
-      if (typeof code === 'number' && /^Connection refused/.test(e.message))
+      const r = /^Connection refused/.test(e.message) ? brokerRefusal(e, true) : undefined;
+      if (r)
         this.logger.error(
-          [4, 5, 0x86, 0x87].includes(code) ? "mqtt: the broker refused the login: check mqtt.username and the password against the broker's password file and ACL" : 'mqtt: the broker refused the connection',
-          { reason_code: code, error: errorText(e) },
+          isLoginRefusal(r.code) ? "mqtt: the broker refused the login: check mqtt.username and the password against the broker's password file and ACL" : 'mqtt: the broker refused the connection',
+          { reason_code: r.code, error: errorText(e) },
         );
       else this.logger.warn('mqtt: error', { error: errorText(e) });
     });

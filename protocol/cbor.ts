@@ -15,6 +15,7 @@
 // accepted on encode and become text-keyed maps), tag <-> Tag, false/true/null,
 // floats <-> number (non-integral numbers, -0, NaN and ±Infinity only).
 import { CborError } from './errors.js';
+import { sortFew } from './sort.js';
 
 export class Tag {
   constructor(
@@ -227,19 +228,6 @@ function writeMap(w: Writer, m: Map<unknown, unknown>, depth: number): void {
     w.head(0, k as number);
     writeValue(w, v, depth + 1);
   });
-}
-
-/** In-place insertion sort for the few entries of a map (Array.prototype.sort allocates its TimSort state on every call). */
-function sortFew<T>(a: T[], before: (x: T, y: T) => boolean): void {
-  for (let i = 1; i < a.length; i++) {
-    const x = a[i];
-    let j = i - 1;
-    while (j >= 0 && before(x, a[j])) {
-      a[j + 1] = a[j];
-      j--;
-    }
-    a[j + 1] = x;
-  }
 }
 
 function writeEntries(w: Writer, entries: [unknown, unknown][], depth: number): void {

@@ -21,6 +21,7 @@
 //  - eventID, recordTime, errorDeclaration, type (it leads) and @context (the
 //    JSON-LD machinery, not event data; its prefixes are used) are left out.
 import { sha256HexOfText } from '../../protocol/bytes.js';
+import { sortFew } from '../../protocol/sort.js';
 import { canonicalGs1Uri } from './epc.js';
 import { BIZ_STEPS, BIZ_TRANSACTION_TYPES, CBV, COMPONENTS, DISPOSITIONS, ERROR_REASONS, GS1_VOC, MEASUREMENT_TYPES, SENSOR_ALERTS, SOURCE_DEST_TYPES, STANDARD_PREFIXES } from './vocab.js';
 
@@ -200,24 +201,12 @@ function keyName(k: string, ns: Prefixes): string {
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-// Per event this sorts a handful of short lists. Array.prototype.sort
-// allocates its TimSort state (~1 KB) on every call, whatever the length: a
-// third of the hash's garbage in the light node's allocation profile. An
-// insertion sort of a few strings allocates nothing (and orders the same way:
-// UTF-16 code units, as `<` does).
-function sortSmall(a: string[]): string[] {
-  if (a.length > 16) return a.sort(cmp);
-  for (let i = 1; i < a.length; i++) {
-    const x = a[i];
-    let j = i - 1;
-    while (j >= 0 && a[j] > x) {
-      a[j + 1] = a[j];
-      j--;
-    }
-    a[j + 1] = x;
-  }
-  return a;
-}
+// Per event this sorts a handful of short lists: by insertion (protocol/
+// sort.ts), which allocates nothing, instead of Array.prototype.sort, which
+// allocates its TimSort state on every call. Same order: UTF-16 code units.
+const lt = (a: string, b: string) => a < b;
+const numLt = (a: number, b: number) => a < b;
+const sortSmall = (a: string[]): string[] => (a.length > 16 ? a.sort(cmp) : sortFew(a, lt));
 
 function sortJoin(parts: string[]): string {
   if (parts.length === 0) return '';
@@ -297,27 +286,18 @@ function element(o: Obj, spec: ElementSpec, ns: Prefixes): string {
   let ext: string[] | undefined;
   for (const k in o) {
     const at = c.index.get(k);
-    if (at !== undefined) {
-      const pos = at[0];
-      if (!known) known = [pos];
-      else {
-        let j = known.length - 1;
-        known.push(pos);
-        while (j >= 0 && known[j] > pos) {
-          known[j + 1] = known[j];
-          j--;
-        }
-        known[j + 1] = pos;
-      }
-    } else if (o[k] !== undefined) generic(keyName(k, ns), o[k], ns, (ext ??= []));
+    if (at !== undefined) (known ??= []).push(at[0]);
+    else if (o[k] !== undefined) generic(keyName(k, ns), o[k], ns, (ext ??= []));
   }
   let out = '';
-  if (known)
+  if (known) {
+    sortFew(known, numLt);
     for (let i = 0; i < known.length; i++) {
       const [k, role] = spec[known[i]];
       const v = o[k];
       if (v !== undefined) out += field(k, v, role as Role | 'time', ns);
     }
+  }
   return ext ? out + sortJoin(ext) : out;
 }
 

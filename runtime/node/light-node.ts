@@ -167,7 +167,7 @@ export class LightNode {
         protocolVersion: c.mqtt.protocol === '3.1.1' ? 4 : 5,
         clientId: c.mqtt.client_id,
         ...(await this.mqttSecrets()),
-        ...(c.mqtt.password_file ? { rereadPassword: async () => new Uint8Array(await readSecretFile(c.mqtt.password_file!, { what: 'mqtt.password_file', maxBytes: 4096 })) } : {}),
+        ...(c.mqtt.password_file ? { rereadPassword: () => this.readMqttPasswordFile(c.mqtt.password_file!) } : {}),
         window: c.mqtt.window,
         resendTimeoutMs: c.mqtt.resend_timeout,
         keepaliveSec: Math.round(c.mqtt.keepalive / 1000),
@@ -235,13 +235,17 @@ export class LightNode {
     const out: { tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array }; username?: string; password?: Uint8Array } = {};
     if (m.tls) out.tls = { ca: read(m.tls.ca_file, 'tls.ca_file'), cert: read(m.tls.cert_file, 'tls.cert_file'), key: read(m.tls.key_file, 'tls.key_file') };
     if (m.username) out.username = m.username;
-    if (m.password_file) out.password = new Uint8Array(await readSecretFile(m.password_file, { what: 'mqtt.password_file', maxBytes: 4096 }));
+    if (m.password_file) out.password = await this.readMqttPasswordFile(m.password_file);
     else if (m.password_env) {
       const v = env[m.password_env];
       if (v === undefined) throw new Error(`mqtt.password_env: the environment variable ${m.password_env} is not set`);
       out.password = new TextEncoder().encode(v);
     }
     return out;
+  }
+
+  private async readMqttPasswordFile(path: string): Promise<Uint8Array> {
+    return new Uint8Array(await readSecretFile(path, { what: 'mqtt.password_file', maxBytes: 4096 }));
   }
 
   private async startLink(name: string): Promise<void> {

@@ -27,6 +27,7 @@ import { encode } from '../../protocol/cbor.js';
 import { encodeBatchMessage } from '../../protocol/batch.js';
 import { decodeReceiptMsg, ReceiptStatus } from '../../protocol/receipt-msg.js';
 import { topics } from '../../protocol/topics.js';
+import { brokerRefusal, isLoginRefusal } from '../../protocol/mqtt-refusal.js';
 import type { TrustedKey } from '../../protocol/receipt.js';
 import type { Journal, StoredBatch } from '../journal/index.js';
 import type { Logger } from '../ops/log.js';
@@ -72,16 +73,6 @@ export interface SyncOptions {
   onAlarm?: (kind: string, message: string) => void;
   /** Told when the cause of an alarm of `kind` is gone (the broker accepted what it refused). */
   onAlarmClear?: (kind: string) => void;
-}
-
-/** The reason code of a refusal by the broker in an mqtt.js error, or undefined for any other error. */
-export function brokerRefusal(err: unknown, connack = false): { code: number; reason: string } | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'number' || !Number.isInteger(code)) return undefined;
-  // MQTT 5 reason codes ≥ 0x80 are failures (§2.4); 3.1.1 CONNACK return codes 1–5 (§3.2.2.3).
-  if (code < 0x80 && !(connack && code >= 1 && code <= 5)) return undefined;
-  const reason = String((err as Error).message ?? '').replace(/^(Connection refused|Publish error|Subscribe error): /, '') || 'refused';
-  return { code, reason };
 }
 
 interface InFlight {
@@ -219,7 +210,7 @@ export class Sync {
     client.on('error', (err) => {
       const r = brokerRefusal(err, true);
       if (!r) return o.log.warn('mqtt error', { error: err, url: o.url });
-      const login = [4, 5, 0x86, 0x87, 0x8c].includes(r.code);
+      const login = isLoginRefusal(r.code);
       if (login) this.loginRefused = true;
       this.refused(
         'connection',
@@ -477,9 +468,10 @@ export class Sync {
   private refused(what: 'connection' | 'publish' | 'subscription' | 'status', message: string, code: number): void {
     this.m.refused.inc({ what, code: String(code) });
     const kind = `broker_refused_${what === 'status' ? 'publish' : what}`;
-    // The same refusal again (every retry) is counted, not logged again.
-    if (this.refusals.get(kind) !== message.replace(/batch \d+/, 'batch N')) this.o.log.error(`the broker refused the ${what}`, { reason_code: code, detail: message });
-    this.refusals.set(kind, message.replace(/batch \d+/, 'batch N'));
+    // The same refusal again (every retry, any batch) is counted, not logged again.
+    const same = message.replace(/batch \d+/, 'batch N');
+    if (this.refusals.get(kind) !== same) this.o.log.error(`the broker refused the ${what}`, { reason_code: code, detail: message });
+    this.refusals.set(kind, same);
     this.o.onAlarm?.(kind, message);
   }
 
